@@ -1,0 +1,38 @@
+# genflow — run `make help` for the targets.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.DEFAULT_GOAL := help
+.PHONY: help install demo test lint format clean
+
+help: ## Show this help
+	@grep -hE '^[a-z][a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | \
+		awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+install: $(STAMP) ## Create .venv (if missing) and install genflow with its dev tools
+
+demo: $(STAMP) ## Train a VAE on the embedded digits; write samples, reconstructions, test ELBO/IWAE
+	$(PY) experiments/demo.py
+
+test: $(STAMP) ## Run the whole test suite (CPU, offline)
+	WANDB_MODE=offline WANDB_SILENT=true $(PY) -m pytest -q $(PYTEST_ARGS)
+
+lint: $(STAMP) ## Check style with ruff
+	$(VENV)/bin/ruff check genflow tests experiments
+	$(VENV)/bin/ruff format --check genflow tests experiments
+
+format: $(STAMP) ## Format and auto-fix with ruff
+	$(VENV)/bin/ruff format genflow tests experiments
+	$(VENV)/bin/ruff check --fix genflow tests experiments
+
+clean: ## Remove caches (keeps .venv and runs/)
+	rm -rf .pytest_cache .ruff_cache $$(find . -name __pycache__ -not -path './$(VENV)/*')

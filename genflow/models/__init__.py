@@ -1,0 +1,7 @@
+"""genflow's model families; each implements the GenerativeModel contract."""
+
+from genflow.models.autoencoder import AE, DenoisingAE
+from genflow.models.base import GenerativeModel
+from genflow.models.vae import VAE
+
+__all__ = ["AE", "VAE", "DenoisingAE", "GenerativeModel"]

@@ -1,0 +1,110 @@
+"""The model contract every genflow family implements (see the architecture contract)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+
+import pytorch_lightning as pl
+import torch
+from pytorch_lightning.cli import LRSchedulerCallable, OptimizerCallable
+from torch import Tensor
+
+from genflow.metrics.likelihood import bits_per_dim
+
+
+class GenerativeModel(pl.LightningModule):
+    """Base class of every genflow model.
+
+    The data description (`data_shape`, `num_bits`, `num_classes`) is linked in from the
+    DataModule by the CLI, so configs never state a shape twice. Families implement what
+    applies of `sample`, `log_prob`, `encode`/`decode` and `latent_shape`; callbacks and the
+    `evaluate` command use only these.
+
+    Args:
+        data_shape: shape of one example, e.g. (1, 28, 28) or (2,).
+        num_bits: bits per value of the discrete data (8, or 1 for binarized data); None for
+            continuous data.
+        num_classes: number of class labels the data carries.
+        optimizer: a callable that builds the optimizer from the parameters.
+        lr_scheduler: optional callable that builds a scheduler from the optimizer.
+    """
+
+    def __init__(
+        self,
+        data_shape: Sequence[int] = (1, 28, 28),
+        num_bits: int | None = 8,
+        num_classes: int = 10,
+        optimizer: OptimizerCallable = torch.optim.Adam,
+        lr_scheduler: LRSchedulerCallable | None = None,
+    ) -> None:
+        super().__init__()
+        if num_bits is not None and num_bits < 1:
+            raise ValueError(f"num_bits must be >= 1 or None (continuous data), got {num_bits}.")
+        self.data_shape = tuple(int(s) for s in data_shape)
+        self.num_bits = num_bits
+        self.num_classes = num_classes
+        self.optimizer = optimizer
+        self.lr_scheduler = lr_scheduler
+
+    # ---- the contract -------------------------------------------------------------------
+    def sample(
+        self, num_samples: int, *, labels: Tensor | None = None, temperature: float = 1.0
+    ) -> Tensor:
+        """`num_samples` draws in the data space ([0, 1] images or 2D points)."""
+        raise NotImplementedError(f"{type(self).__name__} does not implement sample().")
+
+    def log_prob(self, x: Tensor) -> Tensor:
+        """(B,) log-likelihood in nats of the discrete data as the DataModule yields it."""
+        raise NotImplementedError(
+            f"{type(self).__name__} has no tractable likelihood or bound, so log_prob() and "
+            f"bits/dim are not defined for it; evaluate it with sample-based metrics instead."
+        )
+
+    def encode(self, x: Tensor) -> Tensor:
+        raise NotImplementedError(f"{type(self).__name__} has no encoder.")
+
+    def decode(self, z: Tensor) -> Tensor:
+        raise NotImplementedError(f"{type(self).__name__} has no decoder.")
+
+    @property
+    def latent_shape(self) -> tuple[int, ...]:
+        raise NotImplementedError(f"{type(self).__name__} has no latent space.")
+
+    # ---- helpers shared by the families ---------------------------------------------------
+    @property
+    def num_dims(self) -> int:
+        """D, the number of data dimensions."""
+        return math.prod(self.data_shape)
+
+    def bits_per_dim(self, x: Tensor) -> Tensor:
+        """(B,) bits per dimension, -log_prob(x) / (D ln 2)."""
+        return bits_per_dim(self.log_prob(x), self.num_dims)
+
+    def check_batch(self, x: Tensor) -> None:
+        """Fail clearly when a batch does not have the shape the model was built for."""
+        if tuple(x.shape[1:]) != self.data_shape:
+            raise ValueError(
+                f"{type(self).__name__} was built for data of shape {self.data_shape} but got a "
+                f"batch of shape {tuple(x.shape[1:])}. Build the model with the DataModule's "
+                f"data_shape (the CLI links it automatically; in Python pass "
+                f"data_shape=datamodule.data_shape)."
+            )
+
+    def log_stage(self, stage: str, metrics: Mapping[str, Tensor | float], **kwargs) -> None:
+        """Log `metrics` under `stage/name` keys; evaluation stages are synced across ranks."""
+        on_step = stage == "train"
+        self.log_dict(
+            {f"{stage}/{k}": v for k, v in metrics.items()},
+            on_step=on_step,
+            on_epoch=not on_step,
+            sync_dist=not on_step,
+            prog_bar=kwargs.pop("prog_bar", False),
+            **kwargs,
+        )
+
+    def configure_optimizers(self):
+        optimizer = self.optimizer(self.parameters())
+        if self.lr_scheduler is None:
+            return optimizer
+        return {"optimizer": optimizer, "lr_scheduler": self.lr_scheduler(optimizer)}
