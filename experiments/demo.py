@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-from genflow.cli import main
+from genflow.cli import cli
 
 CONFIG = str(Path(__file__).parent / "vae" / "digits.yaml")
 
@@ -20,10 +20,10 @@ CONFIG = str(Path(__file__).parent / "vae" / "digits.yaml")
 def run_demo(extra: list[str]) -> Path:
     os.environ.setdefault("WANDB_SILENT", "true")
     start = time.perf_counter()
-    fit = main(["fit", "--config", CONFIG, "--run.name", "demo", *extra])
+    fit = cli(["fit", "--config", CONFIG, "--run.name", "demo", *extra])
     run = Path(fit.trainer.default_root_dir)
     last = fit.trainer.checkpoint_callback.last_model_path
-    main(["test", "--config", CONFIG, "--run.name", "demo", "--run.version", run.name,
+    cli(["test", "--config", CONFIG, "--run.name", "demo", "--run.version", run.name,
           "--ckpt_path", last, *extra])  # fmt: skip
     metrics = json.loads((run / "metrics.json").read_text())
     print(f"\ngenflow demo finished in {time.perf_counter() - start:.0f} s. Run folder: {run}")

@@ -10,6 +10,7 @@ files). W&B logs offline unless `--run.wandb online` (or WANDB_MODE=online).
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from pathlib import Path
@@ -48,8 +49,10 @@ class GenflowTrainer(pl.Trainer):
         existing files are never overwritten.
         """
         if not ckpt_path:
-            raise ValueError("genflow sample needs --ckpt_path PATH to the checkpoint to draw from.")
-        load_checkpoint_weights(model, ckpt_path)
+            raise ValueError(
+                "genflow sample needs --ckpt_path PATH to the checkpoint to draw from."
+            )
+        model.load_state_dict(read_checkpoint(ckpt_path)["state_dict"])
         model.to(self.strategy.root_device).eval()
         torch.manual_seed(seed)
         samples = model.sample(num_samples, temperature=temperature)
@@ -60,26 +63,6 @@ class GenflowTrainer(pl.Trainer):
         return png, pt
 
 
-def load_checkpoint_weights(model: torch.nn.Module, ckpt_path: str) -> None:
-    """Load a Lightning checkpoint's weights with a clear error when the file is unusable."""
-    path = Path(ckpt_path)
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"Checkpoint not found: {path.resolve()}. Pass the path of a .ckpt file written by "
-            f"`genflow fit` (they are in runs/<name>/<version>/checkpoints/, e.g. last.ckpt)."
-        )
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-        state = checkpoint["state_dict"]
-    except Exception as err:  # torch raises many types for a damaged file
-        raise RuntimeError(
-            f"Could not read the checkpoint {path.resolve()} ({type(err).__name__}: {err}). The "
-            f"file is truncated, corrupt or not a Lightning checkpoint; pick another one from "
-            f"the run's checkpoints/ folder."
-        ) from None
-    model.load_state_dict(state)
-
-
 class GenflowSaveConfig(SaveConfigCallback):
     """Save the run's config as config.yaml; if the folder already has one (a later validate or
     test in the same run), save config-<stage>.yaml, config-<stage>-1.yaml, ... instead."""
@@ -87,6 +70,7 @@ class GenflowSaveConfig(SaveConfigCallback):
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         log_dir = Path(trainer.log_dir or trainer.default_root_dir)
         if (log_dir / self.config_filename).exists():
+            stage = getattr(stage, "value", stage)
             name, i = f"config-{stage}.yaml", 0
             while (log_dir / name).exists():
                 i += 1
@@ -113,6 +97,53 @@ def resolve_run_dir(root: str, name: str, version: str | None) -> Path:
     return Path(root) / name / next_version(Path(root) / name)
 
 
+def _option(args: list[str], name: str) -> str | None:
+    for i, arg in enumerate(args):
+        if arg == name and i + 1 < len(args):
+            return args[i + 1]
+        if arg.startswith(name + "="):
+            return arg.split("=", 1)[1]
+    return None
+
+
+def read_checkpoint(ckpt_path: str | None) -> dict:
+    """Load a Lightning checkpoint on CPU with clear errors for a missing or damaged file."""
+    path = Path(ckpt_path or "")
+    if not ckpt_path or not path.is_file():
+        raise FileNotFoundError(
+            f"Checkpoint not found: {path.resolve() if ckpt_path else '(none given)'}. Pass "
+            f"--ckpt_path with a .ckpt file written by `genflow fit` (they are in "
+            f"runs/<name>/<version>/checkpoints/, e.g. last.ckpt)."
+        )
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+        checkpoint["state_dict"]
+    except Exception as err:  # torch raises many types for a damaged file
+        raise ValueError(
+            f"Could not read the checkpoint {path.resolve()} ({type(err).__name__}: {err}). The "
+            f"file is truncated, corrupt or not a Lightning checkpoint; pick another one from "
+            f"the run's checkpoints/ folder."
+        ) from None
+    return checkpoint
+
+
+def model_args_from_checkpoint(ckpt_path: str | None) -> list[str]:
+    """--model and --data arguments that rebuild the checkpoint's model without its dataset."""
+    hparams = dict(read_checkpoint(ckpt_path).get("hyper_parameters", {}))
+    class_path = hparams.pop("_class_path", None)
+    if class_path is None:
+        raise ValueError(
+            f"The checkpoint {ckpt_path} does not name its model class (it was not written by "
+            f"`genflow fit`). Pass --config with the `model:` and `data:` sections it was "
+            f"trained with."
+        )
+    hparams.pop("_instantiator", None)
+    spec = {k: hparams.pop(k) for k in DATA_LINKS if k in hparams}
+    model = {"class_path": class_path, "init_args": hparams}
+    data = {"class_path": "genflow.data.spec.DataSpec", "init_args": spec}
+    return ["--model", json.dumps(model), "--data", json.dumps(data)]
+
+
 def _class_name(node: Any) -> str:
     path = node.get("class_path", "") if isinstance(node, (dict, Namespace)) else ""
     return str(path).rsplit(".", 1)[-1]
@@ -132,6 +163,14 @@ class GenflowCLI(LightningCLI):
     def subcommands() -> dict[str, set[str]]:
         return {**LightningCLI.subcommands(), "sample": {"model", "datamodule"}}
 
+    def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
+        args = list(sys.argv[1:] if args is None else args)
+        if args[:1] == ["sample"] and not any(
+            a.split("=")[0] in ("-c", "--config", "--model") for a in args
+        ):
+            args += model_args_from_checkpoint(_option(args, "--ckpt_path"))
+        self.config = parser.parse_args(args)
+
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.add_argument("--run.root", type=str, default="runs", help="Folder of all runs.")
         parser.add_argument(
@@ -149,11 +188,26 @@ class GenflowCLI(LightningCLI):
         for attr in DATA_LINKS:
             parser.link_arguments(
                 "data", f"model.init_args.{attr}",
-                compute_fn=lambda dm, attr=attr: getattr(dm, attr), apply_on="instantiate",
+                compute_fn=lambda dm, attr=attr: getattr(dm, attr, None), apply_on="instantiate",
             )  # fmt: skip
 
     def before_instantiate_classes(self) -> None:
         config = self.config[self.subcommand]
+        if config.get("model") is None:
+            raise ValueError(
+                f"genflow {self.subcommand}: no model given. Pass --config with a `model:` "
+                f"section (e.g. experiments/vae/digits.yaml or a run's config.yaml)"
+                + (
+                    ", or --ckpt_path of a checkpoint written by genflow fit."
+                    if self.subcommand == "sample"
+                    else "."
+                )
+            )
+        if config.get("data") is None and self.subcommand != "sample":
+            raise ValueError(
+                f"genflow {self.subcommand}: no data given. Pass --config with a `data:` section "
+                f"(e.g. class_path: genflow.data.Digits)."
+            )
         if self.subcommand == "sample":
             config.trainer.logger = False
             return
@@ -163,7 +217,9 @@ class GenflowCLI(LightningCLI):
         config.trainer.default_root_dir = str(run)
         self._place_loggers(config, run)
         for callback in _as_list(config.trainer.callbacks):
-            if _class_name(callback) == "ModelCheckpoint" and not callback.init_args.get("dirpath"):
+            if _class_name(callback) == "ModelCheckpoint" and not callback.init_args.get(
+                "dirpath"
+            ):
                 callback.init_args.dirpath = str(run / "checkpoints")
 
     def _run_name(self, config: Namespace) -> str:
@@ -200,8 +256,8 @@ class GenflowCLI(LightningCLI):
             config.trainer.logger = kept or False
 
 
-def main(args: list[str] | None = None) -> GenflowCLI:
-    """Entry point of the `genflow` console script."""
+def cli(args: list[str] | None = None) -> GenflowCLI:
+    """Parse `args` (default: sys.argv), run the subcommand, and return the CLI object."""
     defaults = os.environ.get("GENFLOW_DEFAULTS", str(DEFAULTS))
     default_files = [defaults] if Path(defaults).is_file() else []
     sub_kwargs = {"default_config_files": default_files}
@@ -217,5 +273,20 @@ def main(args: list[str] | None = None) -> GenflowCLI:
     )
 
 
+# Mistakes a user can fix; the console script prints their message without a traceback.
+USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, NotImplementedError)
+
+
+def main() -> None:
+    """Entry point of the `genflow` console script (GENFLOW_TRACEBACK=1 shows tracebacks)."""
+    try:
+        cli()
+    except USER_ERRORS as err:
+        if os.environ.get("GENFLOW_TRACEBACK"):
+            raise
+        sys.stderr.write(f"genflow: error: {err}\n(set GENFLOW_TRACEBACK=1 for the traceback)\n")
+        sys.exit(2)
+
+
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    main()

@@ -39,11 +39,17 @@ def next_free(path: Path) -> Path:
     return candidate
 
 
-def save_samples(samples: Tensor, png: Path, nrow: int | None = None) -> tuple[Path, Path]:
-    """Write a PNG grid and the raw tensor (.pt) next to it; return both paths."""
+def save_grid(samples: Tensor, png: Path, nrow: int | None = None) -> Path:
+    """Write a PNG grid of images (or a 2D histogram of points) without overwriting; return it."""
     png = next_free(Path(png))
     png.parent.mkdir(parents=True, exist_ok=True)
     save_image(to_grid(samples, nrow), png)
+    return png
+
+
+def save_samples(samples: Tensor, png: Path, nrow: int | None = None) -> tuple[Path, Path]:
+    """Write a PNG grid and the raw tensor (.pt) next to it; return both paths."""
+    png = save_grid(samples, png, nrow)
     tensor_path = png.with_suffix(".pt")
     torch.save(samples.detach().cpu(), tensor_path)
     return png, tensor_path
@@ -74,7 +80,7 @@ class _EveryNEpochs(pl.Callback):
 
     def _write(self, trainer: pl.Trainer, name: str, image_batch: Tensor, nrow=None) -> None:
         path = run_dir(trainer) / "samples" / f"{name}-epoch{trainer.current_epoch:03d}.png"
-        png, _ = save_samples(image_batch, path, nrow)
+        save_grid(image_batch, path, nrow)
         log_image(trainer, f"samples/{name}", to_grid(image_batch, nrow))
 
 

@@ -1,0 +1,282 @@
+"""What every genflow DataModule shares: batches `(x, y)`, the data description, the splits.
+
+Images are kept as uint8 (the dataset's own discrete values) until a batch is formed; the batch
+collate turns them into float32 k/255 and, for training batches, draws the dynamic binarization in
+one vectorized op. Evaluation splits are converted (and binarized) once, at setup, with the seed,
+so every model is scored on the same bits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Literal
+
+import pytorch_lightning as pl
+import torch
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset
+
+Binarize = Literal["none", "dynamic", "threshold"]
+Batch = tuple[Tensor, Tensor]
+
+DOWNLOAD_HINT = (
+    "Pass download=True (CLI: --data.init_args.download true) to fetch it, or point root at a "
+    "folder that has them."
+)
+
+
+class DatasetNotFoundError(FileNotFoundError):
+    """The files of a dataset are not where the DataModule was told to look."""
+
+
+def missing_data_error(
+    dataset: str, folder: str | Path, expected: Sequence[str], hint: str = DOWNLOAD_HINT
+) -> DatasetNotFoundError:
+    """One paragraph: which dataset, where it was looked for, what was expected, what to do."""
+    return DatasetNotFoundError(
+        f"{dataset} not found: looked in {Path(folder).resolve()} for "
+        f"{', '.join(expected)}. {hint}"
+    )
+
+
+def require_files(
+    dataset: str, folder: str | Path, expected: Sequence[str], hint: str = DOWNLOAD_HINT
+) -> None:
+    """Raise `DatasetNotFoundError` unless every expected file (or folder) is in `folder`."""
+    if not all((Path(folder) / name).exists() for name in expected):
+        raise missing_data_error(dataset, folder, expected, hint)
+
+
+# ---- splits ---------------------------------------------------------------------------------
+def held_out_count(size: float | int, n: int) -> int:
+    """How many of `n` items `size` holds out: a float below 1 is a fraction, else a count."""
+    fraction = isinstance(size, float) and 0 <= size < 1
+    count = round(size * n) if fraction else int(size)
+    if (not fraction and count != size) or not 0 <= count < n:
+        raise ValueError(
+            f"Cannot hold out {size!r} of {n} items: give a fraction in [0, 1) or a whole count "
+            f"in [0, {n})."
+        )
+    return count
+
+
+def split_indices(n: int, size: float | int, seed: int) -> tuple[Tensor, Tensor]:
+    """(kept, held) sorted indices of a fixed-seed random split of `range(n)`."""
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    held = held_out_count(size, n)
+    return perm[held:].sort().values, perm[:held].sort().values
+
+
+# ---- binarization and the batch collate -----------------------------------------------------
+def to_unit(x: Tensor) -> Tensor:
+    """uint8 images -> float32 k/255; float data is returned as it is (already final)."""
+    return x.to(torch.float32) / 255 if x.dtype == torch.uint8 else x
+
+
+def binarize(x: Tensor, mode: Binarize, generator: torch.Generator | None = None) -> Tensor:
+    """Binarize float [0, 1] data: a Bernoulli draw ("dynamic"), x > 0.5 ("threshold")."""
+    if mode == "dynamic":
+        return torch.bernoulli(x, generator=generator)
+    if mode == "threshold":
+        return (x > 0.5).to(x.dtype)
+    return x
+
+
+class BatchCollate:
+    """Collate a gathered `(x, y)` batch: uint8 -> float32 k/255, then binarize.
+
+    Float batches pass unchanged: they come from evaluation splits that were converted (and
+    binarized) once at setup, or from continuous data. A class rather than a closure so worker
+    processes can pickle it.
+    """
+
+    def __init__(self, mode: Binarize = "none") -> None:
+        self.mode = mode
+
+    def __call__(self, batch: Batch) -> Batch:
+        x, y = batch
+        if x.dtype == torch.uint8:
+            x = binarize(to_unit(x), self.mode)
+        return x, y
+
+
+# ---- datasets -------------------------------------------------------------------------------
+class InMemoryDataset(Dataset):
+    """Examples held as one tensor; a whole batch is gathered by one tensor index.
+
+    PyTorch's fetcher calls `__getitems__(indices)` when a dataset has it, so the collate receives
+    the stacked `(x, y)` batch; a DistributedSampler only changes which indices arrive.
+    """
+
+    def __init__(self, x: Tensor, y: Tensor) -> None:
+        if len(x) != len(y):
+            raise ValueError(f"{len(x)} examples but {len(y)} labels.")
+        self.x, self.y = x, y
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def __getitem__(self, index: int) -> Batch:
+        return self.x[index], self.y[index]
+
+    def __getitems__(self, indices: Sequence[int]) -> Batch:
+        index = torch.as_tensor(indices, dtype=torch.long)
+        return self.x[index], self.y[index]
+
+    def for_eval(self, mode: Binarize, seed: int) -> InMemoryDataset:
+        """The split converted to float once; a dynamic binarization is drawn once, with `seed`."""
+        x = to_unit(self.x)
+        if mode == "dynamic":
+            # The published MNIST-10k protocol: one call on the whole (N, C, H, W) split.
+            return InMemoryDataset(
+                torch.bernoulli(x, generator=torch.Generator().manual_seed(seed)), self.y
+            )
+        return InMemoryDataset(binarize(x, mode), self.y)
+
+
+# ---- DataModules ----------------------------------------------------------------------------
+class BaseDataModule(pl.LightningDataModule):
+    """Loaders, batch sizes and the data description shared by every genflow DataModule.
+
+    Subclasses fill `train_set`, `val_set` and `test_set` in `_load()` and describe one example
+    through `data_shape`, `num_classes` and `num_bits`, all known before `setup()` so the CLI can
+    link them into the model.
+
+    Args:
+        batch_size: training batch size.
+        eval_batch_size: validation and test batch size; the training one when None.
+        num_workers: DataLoader worker processes (kept alive between epochs when > 0).
+        seed: seed of the fixed splits and of the evaluation binarization.
+        drop_last: drop the last incomplete training batch.
+        pin_memory: pin batches in page-locked memory for faster host-to-GPU copies.
+    """
+
+    def __init__(
+        self,
+        batch_size: int = 128,
+        eval_batch_size: int | None = None,
+        num_workers: int = 0,
+        seed: int = 0,
+        drop_last: bool = False,
+        pin_memory: bool = False,
+    ) -> None:
+        super().__init__()
+        self.batch_size = batch_size
+        self.eval_batch_size = eval_batch_size or batch_size
+        self.num_workers = num_workers
+        self.seed = seed
+        self.drop_last = drop_last
+        self.pin_memory = pin_memory
+        self.train_set: Dataset | None = None
+        self.val_set: Dataset | None = None
+        self.test_set: Dataset | None = None
+
+    @property
+    def data_shape(self) -> tuple[int, ...]:
+        raise NotImplementedError
+
+    @property
+    def num_classes(self) -> int:
+        raise NotImplementedError
+
+    @property
+    def num_bits(self) -> int | None:
+        raise NotImplementedError
+
+    def setup(self, stage: str | None = None) -> None:
+        # Loads every split on the first call, whatever the stage: the sets are small or lazy.
+        if self.train_set is None:
+            self._load()
+
+    def _load(self) -> None:
+        raise NotImplementedError
+
+    def _collate(self, train: bool) -> BatchCollate:
+        return BatchCollate()
+
+    def _loader(self, dataset: Dataset, train: bool) -> DataLoader:
+        return DataLoader(
+            dataset,
+            batch_size=self.batch_size if train else self.eval_batch_size,
+            shuffle=train,
+            drop_last=train and self.drop_last,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+            pin_memory=self.pin_memory,
+            collate_fn=self._collate(train),
+        )
+
+    # Each loader calls the idempotent setup() so the module also works outside a Trainer.
+    def train_dataloader(self) -> DataLoader:
+        self.setup()
+        return self._loader(self.train_set, train=True)
+
+    def val_dataloader(self) -> DataLoader:
+        self.setup()
+        return self._loader(self.val_set, train=False)
+
+    def test_dataloader(self) -> DataLoader:
+        self.setup()
+        return self._loader(self.test_set, train=False)
+
+
+class ImageDataModule(BaseDataModule):
+    """Image data as uint8 with a fixed-seed validation split and optional binarization.
+
+    Subclasses return the three splits from `_load_splits()` as datasets of uint8 images
+    (`InMemoryDataset` or `ImageFiles`); validation is None when it is the test split.
+
+    Args:
+        val_size: fraction (float below 1) or count of the training split held out for
+            validation with a fixed-seed permutation; 0 validates on the test split.
+        binarize: "dynamic" draws training batches afresh as Bernoulli(x) and the evaluation
+            splits once with the seed; "threshold" is x > 0.5 everywhere.
+        **kwargs: the loader arguments of `BaseDataModule`.
+    """
+
+    def __init__(self, val_size: float | int = 0.1, binarize: Binarize = "none", **kwargs) -> None:
+        super().__init__(**kwargs)
+        if binarize not in ("none", "dynamic", "threshold"):
+            raise ValueError(
+                f"binarize must be 'none', 'dynamic' or 'threshold', got {binarize!r}."
+            )
+        self.val_size = val_size
+        self.binarize = binarize
+
+    @property
+    def num_bits(self) -> int:
+        return 8 if self.binarize == "none" else 1
+
+    def _load_splits(self) -> tuple[Dataset, Dataset | None, Dataset]:
+        raise NotImplementedError
+
+    def _load(self) -> None:
+        train, val, test = self._load_splits()
+        self.test_set = test.for_eval(self.binarize, self.seed)
+        self.val_set = self.test_set if val is None else val.for_eval(self.binarize, self.seed)
+        self.train_set = train
+
+    def _collate(self, train: bool) -> BatchCollate:
+        # Eval sets in memory arrive as final floats; only per-item uint8 sets still need work,
+        # and their dynamic binarization is already frozen per item.
+        return BatchCollate(self.binarize if train or self.binarize == "threshold" else "none")
+
+
+class TensorImageDataModule(ImageDataModule):
+    """An `ImageDataModule` whose splits fit in memory as uint8 tensors.
+
+    Subclasses return the official `(train, test)` splits as `(x uint8 (N, C, H, W), y int64)`;
+    validation is held out of train with `val_size`.
+    """
+
+    def _load_train_test(self) -> tuple[Batch, Batch]:
+        raise NotImplementedError
+
+    def _load_splits(self) -> tuple[Dataset, Dataset | None, Dataset]:
+        (x, y), (x_test, y_test) = self._load_train_test()
+        test = InMemoryDataset(x_test, y_test)
+        if held_out_count(self.val_size, len(x)) == 0:
+            return InMemoryDataset(x, y), None, test
+        kept, held = split_indices(len(x), self.val_size, self.seed)
+        return InMemoryDataset(x[kept], y[kept]), InMemoryDataset(x[held], y[held]), test
