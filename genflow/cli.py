@@ -261,16 +261,26 @@ def cli(args: list[str] | None = None) -> GenflowCLI:
     defaults = os.environ.get("GENFLOW_DEFAULTS", str(DEFAULTS))
     default_files = [defaults] if Path(defaults).is_file() else []
     sub_kwargs = {"default_config_files": default_files}
-    return GenflowCLI(
-        GenerativeModel,
-        None,
-        subclass_mode_model=True,
-        subclass_mode_data=True,
-        trainer_class=GenflowTrainer,
-        save_config_callback=GenflowSaveConfig,
-        parser_kwargs={name: dict(sub_kwargs) for name in GenflowCLI.subcommands()},
-        args=args,
-    )
+    try:
+        return GenflowCLI(
+            GenerativeModel,
+            None,
+            subclass_mode_model=True,
+            subclass_mode_data=True,
+            trainer_class=GenflowTrainer,
+            save_config_callback=GenflowSaveConfig,
+            parser_kwargs={name: dict(sub_kwargs) for name in GenflowCLI.subcommands()},
+            args=args,
+        )
+    finally:
+        _finish_wandb()
+
+
+def _finish_wandb() -> None:
+    """Close this process's W&B run, so the next run in the same process gets its own."""
+    wandb = sys.modules.get("wandb")
+    if wandb is not None and wandb.run is not None:
+        wandb.finish()
 
 
 # Mistakes a user can fix; the console script prints their message without a traceback.

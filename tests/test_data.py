@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import pytorch_lightning as pl
 import torch
-from formats import write_celeba, write_cifar10, write_idx, write_mnist, write_pngs  # noqa: E402
+from formats import write_celeba, write_cifar10, write_idx, write_mnist, write_pngs
 from torch.utils.data import DataLoader, DistributedSampler
 
 from genflow.data import (

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
+from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger
 from pytorch_lightning.utilities import rank_zero_only, rank_zero_warn
 from torch import Tensor
 from torchvision.utils import make_grid, save_image
@@ -65,7 +66,14 @@ def log_image(trainer: pl.Trainer, key: str, image: Tensor) -> None:
 
 
 def run_dir(trainer: pl.Trainer) -> Path:
-    return Path(trainer.log_dir or trainer.default_root_dir)
+    """The run folder, as `trainer.log_dir` finds it but without its broadcast, so that
+    rank-zero-only code can call it without a collective that the other ranks never join."""
+    if not trainer.loggers:
+        return Path(trainer.default_root_dir)
+    logger = trainer.loggers[0]
+    if isinstance(logger, (TensorBoardLogger, CSVLogger)):
+        return Path(logger.log_dir)
+    return Path(logger.save_dir or trainer.default_root_dir)
 
 
 class _EveryNEpochs(pl.Callback):
