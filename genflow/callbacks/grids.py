@@ -103,9 +103,11 @@ class SampleGrid(_EveryNEpochs):
         temperature: float = 1.0,
         seed: int = 0,
         nrow: int | None = None,
+        num_points: int = 2000,
     ) -> None:
         super().__init__(every_n_epochs)
         self.num_samples = num_samples
+        self.num_points = num_points  # for 2D data, drawn as a histogram
         self.temperature = temperature
         self.seed = seed
         self.nrow = nrow
@@ -120,15 +122,17 @@ class SampleGrid(_EveryNEpochs):
             was_training = pl_module.training
             pl_module.eval()
             try:
-                samples = pl_module.sample(self.num_samples, temperature=self.temperature)
+                vectors = len(getattr(pl_module, "data_shape", (0, 0, 0))) == 1
+                n = self.num_points if vectors else self.num_samples
+                samples = pl_module.sample(n, temperature=self.temperature)
             finally:
                 pl_module.train(was_training)
         self._write(trainer, "samples", samples, self.nrow)
 
 
 class ReconstructionGrid(_EveryNEpochs):
-    """Originals (odd rows) above their reconstructions decode(encode(x)) (even rows), from the
-    first validation batch. Models without an encoder are skipped with one warning."""
+    """A row of originals from the first validation batch above their reconstructions
+    decode(encode(x)). Models without an encoder are skipped with one warning."""
 
     def __init__(self, every_n_epochs: int = 1, num_images: int = 8) -> None:
         super().__init__(every_n_epochs)
@@ -155,5 +159,5 @@ class ReconstructionGrid(_EveryNEpochs):
             return
         finally:
             pl_module.train(was_training)
-        pairs = torch.stack([x, x_hat.reshape_as(x)], dim=1).flatten(0, 1)  # x0, x0_hat, x1...
-        self._write(trainer, "reconstructions", pairs, nrow=2 * min(self.num_images, 8))
+        both = torch.cat([x, x_hat.reshape_as(x)])  # originals in the top row
+        self._write(trainer, "reconstructions", both, nrow=len(x))

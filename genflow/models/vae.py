@@ -125,8 +125,11 @@ class VAE(GenerativeModel):
     def sample(
         self, num_samples: int, *, labels: Tensor | None = None, temperature: float = 1.0
     ) -> Tensor:
-        """Decoder means at z ~ N(0, temperature^2 I)."""
+        """Decoder means at z ~ N(0, temperature^2 I) for images (the usual picture of a VAE);
+        draws from p(x|z) for continuous vector data, whose noise is part of the model."""
         z = temperature * torch.randn(num_samples, self.latent_dim, device=self.device)
+        if self.num_bits is None:
+            return self.likelihood.sample(self.decoder(z))
         return self.decode(z)
 
     @torch.no_grad()
