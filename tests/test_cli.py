@@ -119,6 +119,33 @@ def test_sample_writes_png_and_tensor_from_the_checkpoint_alone(trained_run):
     assert samples.shape == (9, 1, 8, 8) and 0 <= samples.min() and samples.max() <= 1
 
 
+@pytest.mark.parametrize("config", ["ae/digits.yaml", "ae/digits_denoising.yaml"])
+def test_autoencoders_sample_from_their_checkpoint(config, tmp_path):
+    fit = cli(
+        [
+            "fit",
+            "--config",
+            str(ROOT / "experiments" / config),
+            "--run.root",
+            str(tmp_path),
+            "--trainer.max_epochs",
+            "1",
+            "--trainer.limit_train_batches",
+            "2",
+            "--trainer.limit_val_batches",
+            "1",
+            "--run.wandb",
+            "disabled",
+            *QUIET,
+        ]
+    )
+    ckpt = fit.trainer.checkpoint_callback.last_model_path
+    png, pt = fit.trainer.sample(fit.model, ckpt_path=ckpt, num_samples=4)  # the CLI's method
+    cli(["sample", "--ckpt_path", ckpt, "--num_samples", "4", *QUIET])
+    assert png.is_file() and torch.load(pt).shape == (4, 1, 8, 8)
+    assert len(list(png.parent.glob("sample-4-*.png"))) == 2
+
+
 def test_test_subcommand_writes_elbo_and_iwae_into_the_run(trained_run, tmp_path):
     root, run_dir, _ = trained_run
     ckpt = str(run_dir / "checkpoints" / "last.ckpt")

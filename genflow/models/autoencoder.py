@@ -213,28 +213,11 @@ class DenoisingAE(AE):
     Args:
         noise: gaussian, salt_pepper or masking.
         noise_level: the Gaussian std, or the fraction of values corrupted.
+        **kwargs: the arguments of `AE`.
     """
 
-    def __init__(
-        self,
-        data_shape: Sequence[int] = (1, 28, 28),
-        num_bits: int | None = 8,
-        num_classes: int = 10,
-        latent_dim: int = 16,
-        architecture: Architecture = "conv",
-        hidden_dims: Sequence[int] = (512, 256),
-        channels: int = 32,
-        loss: Literal["mse", "bce"] = "mse",
-        covariance: Literal["diag", "full"] = "full",
-        noise: Noise = "gaussian",
-        noise_level: float = 0.3,
-        optimizer: OptimizerCallable = torch.optim.Adam,
-        lr_scheduler: LRSchedulerCallable | None = None,
-    ) -> None:
-        super().__init__(
-            data_shape, num_bits, num_classes, latent_dim, architecture, hidden_dims, channels,
-            loss, covariance, optimizer, lr_scheduler,
-        )  # fmt: skip
+    def __init__(self, noise: Noise = "gaussian", noise_level: float = 0.3, **kwargs) -> None:
+        super().__init__(**kwargs)
         self.save_hyperparameters(ignore=["optimizer", "lr_scheduler"])
         if noise not in ("gaussian", "salt_pepper", "masking"):
             raise ValueError(f"Unknown noise {noise!r}; choose gaussian, salt_pepper or masking.")
