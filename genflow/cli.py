@@ -161,13 +161,13 @@ class GenflowCLI(LightningCLI):
 
     @staticmethod
     def subcommands() -> dict[str, set[str]]:
-        return {**LightningCLI.subcommands(), "sample": {"model", "datamodule"}}
+        commands = {k: v for k, v in LightningCLI.subcommands().items() if k != "predict"}
+        return {**commands, "sample": {"model", "datamodule"}}
 
     def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
         args = list(sys.argv[1:] if args is None else args)
-        if args[:1] == ["sample"] and not any(
-            a.split("=")[0] in ("-c", "--config", "--model") for a in args
-        ):
+        given = {a.split("=")[0] for a in args}
+        if args[:1] == ["sample"] and not given & {"-c", "--config", "--model", "-h", "--help"}:
             args += model_args_from_checkpoint(_option(args, "--ckpt_path"))
         self.config = parser.parse_args(args)
 
@@ -269,7 +269,10 @@ def cli(args: list[str] | None = None) -> GenflowCLI:
             subclass_mode_data=True,
             trainer_class=GenflowTrainer,
             save_config_callback=GenflowSaveConfig,
-            parser_kwargs={name: dict(sub_kwargs) for name in GenflowCLI.subcommands()},
+            parser_kwargs={
+                "description": "genflow: train, test and sample deep generative models.",
+                **{name: dict(sub_kwargs) for name in GenflowCLI.subcommands()},
+            },
             args=args,
         )
     finally:

@@ -165,10 +165,26 @@ def test_test_subcommand_writes_elbo_and_iwae_into_the_run(trained_run, tmp_path
             *QUIET,
         ]
     )
+    cli(
+        [
+            "validate",
+            "--config",
+            str(run_dir / "config.yaml"),
+            "--ckpt_path",
+            ckpt,
+            "--run.version",
+            run_dir.name,
+            "--trainer.limit_val_batches",
+            "1",
+            *QUIET,
+        ]
+    )
     metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert {"val/elbo", "val/bpd", "test/elbo", "test/iwae", "test/nll"} <= set(metrics)
     assert metrics["test/iwae"] >= metrics["test/elbo"] - 1.0  # the tighter bound
     assert metrics["test/bpd"] == pytest.approx(-metrics["test/iwae"] / (64 * np.log(2)), rel=1e-4)
     assert (run_dir / "config-test.yaml").is_file()  # the fit config is kept
+    assert (run_dir / "config-validate.yaml").is_file()
 
 
 def test_second_run_gets_a_new_version_and_an_explicit_one_is_protected(trained_run):
