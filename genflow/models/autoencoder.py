@@ -76,7 +76,7 @@ class AE(GenerativeModel):
         num_classes: int = 10,
         latent_dim: int = 16,
         architecture: Architecture = "conv",
-        hidden_dims: Sequence[int] = (512, 256),
+        hidden_dims: Sequence[int] = (1024,),
         channels: int = 32,
         loss: Literal["mse", "bce"] = "mse",
         covariance: Literal["diag", "full"] = "full",

@@ -61,7 +61,7 @@ class VAE(GenerativeModel):
         beta: float = 1.0,
         decoder_scale: float = 1.0,
         architecture: Architecture = "conv",
-        hidden_dims: Sequence[int] = (512, 256),
+        hidden_dims: Sequence[int] = (1024,),
         channels: int = 32,
         num_importance_samples: int = 100,
         optimizer: OptimizerCallable = torch.optim.Adam,
@@ -136,8 +136,9 @@ class VAE(GenerativeModel):
     def log_prob(self, x: Tensor, num_samples: int | None = None, max_rows: int = 8192) -> Tensor:
         """IWAE lower bound on log p(x) with exactly K = num_samples importance samples, (B,).
 
-        Runs in eval mode without gradients (the previous mode is restored); K samples are
-        processed in chunks of at most `max_rows` decoder rows, so any K fits in memory.
+        Runs in eval mode without gradients (the previous mode is restored). The K samples go
+        through the decoder in chunks of max(1, max_rows // B) samples of the whole batch, so any
+        K fits in memory; memory grows with max(max_rows, B) rows.
         """
         K = num_samples or self.num_importance_samples
         if K < 1:

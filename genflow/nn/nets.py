@@ -134,7 +134,7 @@ def build_encoder(
     architecture: Architecture,
     data_shape: Sequence[int],
     out_dim: int,
-    hidden_dims: Sequence[int] = (512, 256),
+    hidden_dims: Sequence[int] = (1024,),
     channels: int = 32,
 ) -> nn.Module:
     """(B, *data_shape) -> (B, out_dim) for the named architecture."""
@@ -152,7 +152,7 @@ def build_decoder(
     latent_dim: int,
     data_shape: Sequence[int],
     num_params: int = 1,
-    hidden_dims: Sequence[int] = (512, 256),
+    hidden_dims: Sequence[int] = (1024,),
     channels: int = 32,
 ) -> nn.Module:
     """(B, latent_dim) -> (B, C * num_params, H, W), or (B, D * num_params) for vectors."""
