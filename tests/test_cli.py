@@ -106,6 +106,8 @@ def test_run_folder_holds_config_checkpoint_grids_metrics_and_wandb(trained_run)
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert {"train/loss", "val/elbo", "val/bpd"} <= set(metrics)
     assert list((run_dir / "wandb").glob("offline-run-*")), "W&B should log offline by default"
+    media = {p.name.split("_")[0] for p in (run_dir / "wandb").rglob("media/images/**/*.png")}
+    assert media >= {"samples", "reconstructions"}  # the grids also went to W&B's image API
 
 
 def test_sample_writes_png_and_tensor_from_the_checkpoint_alone(trained_run):
