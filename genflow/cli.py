@@ -48,10 +48,6 @@ class GenflowTrainer(pl.Trainer):
         Files go to `output_dir`, by default the `samples/` folder of the checkpoint's run;
         existing files are never overwritten.
         """
-        if not ckpt_path:
-            raise ValueError(
-                "genflow sample needs --ckpt_path PATH to the checkpoint to draw from."
-            )
         model.load_state_dict(read_checkpoint(ckpt_path)["state_dict"])
         model.to(self.strategy.root_device).eval()
         torch.manual_seed(seed)

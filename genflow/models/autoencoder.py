@@ -109,9 +109,6 @@ class AE(GenerativeModel):
     def encode(self, x: Tensor) -> Tensor:
         return self.encoder(x)
 
-    def decode_logits(self, z: Tensor) -> Tensor:
-        return self.decoder(z)
-
     def decode(self, z: Tensor) -> Tensor:
         out = self.decoder(z)
         return torch.sigmoid(out) if self.num_bits is not None else out
