@@ -12,6 +12,17 @@ import torch
 from torch import Tensor
 
 
+def dequantize(x: Tensor, num_bits: int) -> Tensor:
+    """Map discrete values k / (2^b - 1) in [0, 1] to u = (k + U[0, 1)) / 2^b in [0, 1).
+
+    A density p on u bounds the probability of k from below:
+    log P(k) >= E_U[log p(u)] - D * b * ln 2 (Theis et al. 2016, arXiv:1511.01844).
+    """
+    levels = 2**num_bits
+    k = torch.round(x * (levels - 1))
+    return (k + torch.rand_like(x)) / levels
+
+
 def kl_normal(mu: Tensor, logvar: Tensor) -> Tensor:
     """KL(N(mu, diag(exp(logvar))) || N(0, I)) in closed form, summed per example -> (B,).
 

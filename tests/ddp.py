@@ -2,7 +2,9 @@
 
 Lightning's DDP launcher re-runs the launching script for rank 1, so the script below runs on
 both ranks: each saves its final parameters (`rank<r>.pt`) and whatever the model recorded in
-an optional `ddp_record` dict attribute (`record<r>.pt`), for tests to compare.
+an optional `ddp_record` dict attribute (`record<r>.pt`), for tests to compare. With
+`test=True` it then runs `trainer.test` on the fitted model and records the logged metrics
+under `record["test_metrics"]`.
 """
 
 from __future__ import annotations
@@ -19,14 +21,21 @@ ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = """
 import sys, torch
 from genflow.cli import cli
-run = cli(sys.argv[1:])
+test = "--ddp-test" in sys.argv
+run = cli([a for a in sys.argv[1:] if a != "--ddp-test"])
 rank = run.trainer.global_rank
 torch.save({k: v.cpu() for k, v in run.model.state_dict().items()}, f"rank{rank}.pt")
-torch.save(getattr(run.model, "ddp_record", {}), f"record{rank}.pt")
+record = dict(getattr(run.model, "ddp_record", {}))
+if test:
+    run.trainer.test(run.model, datamodule=run.datamodule, verbose=False)
+    record["test_metrics"] = {k: v.item() for k, v in run.trainer.callback_metrics.items()}
+torch.save(record, f"record{rank}.pt")
 """
 
 
-def run_ddp_fit(tmp_path: Path, config: str, *extra: str, timeout: int = 300) -> list[dict]:
+def run_ddp_fit(
+    tmp_path: Path, config: str, *extra: str, test: bool = False, timeout: int = 300
+) -> list[dict]:
     """Fit `config` (relative to the repository root) on 2 CPU processes for 1 short epoch;
     return [{"state": state_dict, "record": ddp_record}] for rank 0 and rank 1."""
     (tmp_path / "ddp_fit.py").write_text(SCRIPT)
@@ -35,6 +44,8 @@ def run_ddp_fit(tmp_path: Path, config: str, *extra: str, timeout: int = 300) ->
             "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "4",
             "--trainer.limit_val_batches", "2", "--trainer.enable_progress_bar", "false",
             "--run.wandb", "disabled", *extra]  # fmt: skip
+    if test:  # the fit's logger is finished when cli() returns, so the test stage logs nowhere
+        args += ["--ddp-test", "--trainer.logger", "false"]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PL_DISABLE_FORK": "1"}
     result = subprocess.run(
         [sys.executable, "ddp_fit.py", *args], cwd=tmp_path, env=env,

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from formats import write_idx, write_mnist
+from formats import write_cifar10, write_idx, write_mnist
 
 from genflow.cli import cli
 
@@ -27,6 +27,9 @@ def data_overrides(config: Path, tmp: Path) -> list[str]:
     text = config.read_text()
     if "genflow.data.MNIST" in text:
         write_mnist(tmp / "data", "MNIST", n_train=40, n_test=20)
+        return ["--data.init_args.root", str(tmp / "data")]
+    if "genflow.data.CIFAR10" in text:
+        write_cifar10(tmp / "data")
         return ["--data.init_args.root", str(tmp / "data")]
     if "genflow.data.IDX" in text:
         rng = np.random.default_rng(0)

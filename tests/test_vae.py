@@ -4,7 +4,8 @@ import pytest
 import torch
 from torch.distributions import MultivariateNormal
 
-from genflow.models.vae import VAE, dequantize
+from genflow.losses import dequantize
+from genflow.models.vae import VAE
 
 
 def linear_gaussian_vae(D=6, L=3, sigma=0.5, exact_posterior=True):

@@ -14,8 +14,9 @@ from typing import Literal
 
 import pytorch_lightning as pl
 import torch
+import torch.distributed as dist
 from torch import Tensor
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 Binarize = Literal["none", "dynamic", "threshold"]
 Batch = tuple[Tensor, Tensor]
@@ -136,6 +137,28 @@ class InMemoryDataset(Dataset):
 
 
 # ---- DataModules ----------------------------------------------------------------------------
+def _distributed() -> bool:
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
+class UnpaddedDistributedSampler(DistributedSampler):
+    """Rank r of R reads examples r, r + R, r + 2R, ...: every example exactly once across the
+    ranks, in order, with no padding (ranks may get one example more than others).
+
+    Lightning keeps a DataLoader's sampler when it already is a DistributedSampler, so this
+    replaces the padding one it would inject for validation and test.
+    """
+
+    def __init__(self, dataset: Dataset, num_replicas: int | None = None, rank: int | None = None):
+        super().__init__(dataset, num_replicas, rank, shuffle=False, drop_last=False)
+        self.indices = range(self.rank, len(dataset), self.num_replicas)
+        self.num_samples = len(self.indices)
+        self.total_size = len(dataset)
+
+    def __iter__(self):
+        return iter(self.indices)
+
+
 class BaseDataModule(pl.LightningDataModule):
     """Loaders, batch sizes and the data description shared by every genflow DataModule.
 
@@ -196,10 +219,14 @@ class BaseDataModule(pl.LightningDataModule):
         return BatchCollate()
 
     def _loader(self, dataset: Dataset, train: bool) -> DataLoader:
+        # Training loaders get Lightning's DistributedSampler under DDP; evaluation loaders get
+        # one that neither pads nor repeats, so every example is scored exactly once.
+        sampler = None if train or not _distributed() else UnpaddedDistributedSampler(dataset)
         return DataLoader(
             dataset,
             batch_size=self.batch_size if train else self.eval_batch_size,
             shuffle=train,
+            sampler=sampler,
             drop_last=train and self.drop_last,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,

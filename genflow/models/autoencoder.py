@@ -152,7 +152,7 @@ class AE(GenerativeModel):
         x, _ = batch
         self.check_batch(x)
         loss, _ = self.reconstruction_loss(x, x)
-        self.log_stage(stage, {"loss": loss.mean()}, batch_size=x.shape[0], prog_bar=True)
+        self.log_example_means(stage, {"loss": loss}, prog_bar=True)
 
     def validation_step(self, batch, batch_idx: int) -> None:
         self._eval_step(batch, "val")

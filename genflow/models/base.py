@@ -8,7 +8,8 @@ from collections.abc import Mapping, Sequence
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.cli import LRSchedulerCallable, OptimizerCallable
-from torch import Tensor
+from torch import Tensor, nn
+from torchmetrics.aggregation import MeanMetric
 
 from genflow.metrics.likelihood import bits_per_dim
 
@@ -46,6 +47,7 @@ class GenerativeModel(pl.LightningModule):
         self.num_classes = num_classes
         self.optimizer = optimizer
         self.lr_scheduler = lr_scheduler
+        self._example_means = nn.ModuleDict()  # "stage/name" -> MeanMetric, made on first use
 
     # ---- the contract -------------------------------------------------------------------
     def sample(
@@ -102,6 +104,41 @@ class GenerativeModel(pl.LightningModule):
             prog_bar=kwargs.pop("prog_bar", False),
             **kwargs,
         )
+
+    def log_example_means(
+        self, stage: str, per_example: Mapping[str, Tensor], prog_bar: bool = False
+    ) -> None:
+        """Log `stage/name` as the exact mean of per-example values (B,) over the whole split.
+
+        Sums and counts accumulate in float64 torchmetrics states that are added up across DDP
+        ranks at the epoch's end, and the DataModules hand each rank a disjoint, unpadded share
+        of the evaluation split, so the figure equals the single-process one whatever the
+        number of ranks and however unevenly the split divides. A non-finite value is an
+        error, never averaged away.
+        """
+        for name, values in per_example.items():
+            key = f"{stage}/{name}"
+            values = values.detach().flatten().to(torch.float64)
+            if not torch.isfinite(values).all():
+                raise FloatingPointError(
+                    f"{key} is not finite for {int((~torch.isfinite(values)).sum())} of "
+                    f"{values.numel()} examples: the model has diverged or the data is outside "
+                    f"its support. Lower the learning rate or check the data's range."
+                )
+            attribute = key.replace("/", "__")
+            if attribute not in self._example_means:
+                metric = MeanMetric(nan_strategy="error").set_dtype(torch.float64)
+                self._example_means[attribute] = metric.to(values.device)
+            metric = self._example_means[attribute]
+            metric.update(values)
+            self.log(
+                key,
+                metric,
+                on_step=False,
+                on_epoch=True,
+                prog_bar=prog_bar,
+                metric_attribute=f"_example_means.{attribute}",
+            )
 
     def configure_optimizers(self):
         optimizer = self.optimizer(self.parameters())

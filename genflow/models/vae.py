@@ -11,22 +11,17 @@ import torch
 from pytorch_lightning.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor
 
-from genflow.losses import kl_normal, log_mean_exp, reparameterize, standard_normal_log_prob
+from genflow.losses import (
+    dequantize,
+    kl_normal,
+    log_mean_exp,
+    reparameterize,
+    standard_normal_log_prob,
+)
 from genflow.metrics.likelihood import bits_per_dim
 from genflow.models.base import GenerativeModel
 from genflow.nn.likelihoods import gaussian_log_prob, get_likelihood
 from genflow.nn.nets import Architecture, build_decoder, build_encoder
-
-
-def dequantize(x: Tensor, num_bits: int) -> Tensor:
-    """Map discrete values k / (2^b - 1) in [0, 1] to u = (k + U[0, 1)) / 2^b in [0, 1).
-
-    A density p on u bounds the probability of k from below:
-    log P(k) >= E_U[log p(u)] - D * b * ln 2 (Theis et al. 2016, arXiv:1511.01844).
-    """
-    levels = 2**num_bits
-    k = torch.round(x * (levels - 1))
-    return (k + torch.rand_like(x)) / levels
 
 
 class VAE(GenerativeModel):
@@ -179,13 +174,13 @@ class VAE(GenerativeModel):
         self.check_batch(x)
         rec, kl = self.elbo_terms(x)
         elbo = rec - kl
-        elbo_bpd = bits_per_dim(elbo, self.num_dims).mean()
-        metrics = {"elbo": elbo.mean(), "kl": kl.mean(), "bpd": elbo_bpd}
+        elbo_bpd = bits_per_dim(elbo, self.num_dims)
+        metrics = {"elbo": elbo, "kl": kl, "bpd": elbo_bpd}
         if stage == "test":  # the tighter IWAE bound is worth its K decoder passes only here
             iwae = self.log_prob(x)
-            metrics |= {"iwae": iwae.mean(), "nll": -iwae.mean(), "elbo_bpd": elbo_bpd}
-            metrics["bpd"] = bits_per_dim(iwae, self.num_dims).mean()
-        self.log_stage(stage, metrics, batch_size=x.shape[0], prog_bar=stage == "val")
+            metrics |= {"iwae": iwae, "nll": -iwae, "elbo_bpd": elbo_bpd}
+            metrics["bpd"] = bits_per_dim(iwae, self.num_dims)
+        self.log_example_means(stage, metrics, prog_bar=stage == "val")
 
     def validation_step(self, batch, batch_idx: int) -> None:
         self._eval_step(batch, "val")
