@@ -118,8 +118,9 @@ def _great_circle(u: Tensor, v: Tensor, omega: Tensor, t: Tensor) -> Tensor:
 
 
 def _turn(u: Tensor, v: Tensor, omega: Tensor, t: Tensor) -> Tensor:
-    """cos(t w) u + sin(t w) p: a turn by t w from u towards p, a unit row orthogonal to u in
-    the plane of u and v, or orthogonal to a fixed axis when v is (numerically) -u."""
+    """cos(t w) u + sin(t w) p: a turn by t w from u towards p, the unit row orthogonal to u in
+    the plane of u and v or, when v is (numerically) -u, the coordinate axis where u is
+    smallest made orthogonal to u."""
     p = v - (v * u).sum(1, keepdim=True) * u  # (B, D), the part of v orthogonal to u
     axis = torch.zeros_like(u).scatter_(1, u.abs().argmin(1, keepdim=True), 1.0)
     q = axis - (axis * u).sum(1, keepdim=True) * u  # never zero: |u_k| <= 1/sqrt(D) < 1

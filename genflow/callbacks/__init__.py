@@ -1,6 +1,7 @@
 """Thin Lightning adapters over the model contract: sample and reconstruction grids, metrics."""
 
 from genflow.callbacks.grids import ReconstructionGrid, SampleGrid, save_samples
+from genflow.callbacks.interpolation import Interpolation
 from genflow.callbacks.metrics_file import MetricsFile
 
-__all__ = ["MetricsFile", "ReconstructionGrid", "SampleGrid", "save_samples"]
+__all__ = ["Interpolation", "MetricsFile", "ReconstructionGrid", "SampleGrid", "save_samples"]

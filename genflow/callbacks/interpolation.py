@@ -22,10 +22,11 @@ class Interpolation(_EveryNEpochs):
     With `source="prior"` the endpoints are standard-normal codes (times `temperature`) drawn
     with a fixed `seed`, so strips are comparable across epochs and the training random state
     is left as it was. With `source="data"` they are the codes `encode(x)` of pairs of images
-    from the first validation batch; models without an encoder, or runs without validation
-    data, fall back to the prior with one warning. (An AE's codes do not follow N(0, I): use
-    `source="data"` for it.) Models without a latent space, or whose samples are not images,
-    are skipped with one warning. Runs on rank zero only, without collectives.
+    from the first validation batch (as many pairs as it holds, up to `num_pairs`); models
+    without an encoder, or runs without validation data, fall back to the prior with one
+    warning. (An AE's codes do not follow N(0, I): use `source="data"` for it.) Models without
+    a latent space, or whose samples are not images, are skipped with one warning. Runs on
+    rank zero only, without collectives.
 
     Args:
         every_n_epochs: draw a strip every N epochs (and after the last).
@@ -73,7 +74,9 @@ class Interpolation(_EveryNEpochs):
         try:
             strip = self.make_strip(pl_module)
         except NotImplementedError as error:
-            self._skip_with_warning(f"{type(pl_module).__name__} has no latent space ({error})")
+            self._skip_with_warning(
+                str(error) or f"{type(pl_module).__name__} has no latent space"
+            )
             return
         if strip.dim() != 5:
             self._skip_with_warning(f"{type(pl_module).__name__} does not decode to images")
@@ -82,12 +85,16 @@ class Interpolation(_EveryNEpochs):
 
     def make_strip(self, pl_module: pl.LightningModule) -> Tensor:
         """The decoded paths, (num_pairs, steps, *sample_shape), rows from z0 to z1."""
-        z0, z1 = self.endpoints(pl_module)  # each (P, *latent_shape)
-        path = interpolate(z0, z1, self.steps, self.method, batch_dims=1)  # (T, P, *latent)
-        return decode_path(pl_module, path.transpose(0, 1))  # (P, T, *sample_shape)
+        devices = [pl_module.device] if pl_module.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):  # fixed noise; training draws untouched
+            torch.manual_seed(self.seed)
+            z0, z1 = self.endpoints(pl_module)  # each (P, *latent_shape)
+            path = interpolate(z0, z1, self.steps, self.method, batch_dims=1)  # (T, P, ...)
+            return decode_path(pl_module, path.transpose(0, 1))  # (P, T, *sample_shape)
 
     def endpoints(self, pl_module: pl.LightningModule) -> tuple[Tensor, Tensor]:
-        """The pairs of codes the rows run between, each (num_pairs, *latent_shape)."""
+        """The pairs of codes the rows run between, each (num_pairs, *latent_shape); prior
+        codes come from the global random state (`make_strip` seeds it inside a fork)."""
         images = self._images if self.source == "data" else None
         if images is not None and len(images) >= 2:
             try:
@@ -98,10 +105,7 @@ class Interpolation(_EveryNEpochs):
                 self._warn_fallback(f"{type(pl_module).__name__} has no encoder")
         elif self.source == "data":
             self._warn_fallback("no validation images were seen")
-        devices = [pl_module.device] if pl_module.device.type == "cuda" else []
-        with torch.random.fork_rng(devices=devices):
-            generator = torch.Generator().manual_seed(self.seed)
-            z = random_codes(pl_module, 2 * self.num_pairs, self.temperature, generator)
+        z = random_codes(pl_module, 2 * self.num_pairs, self.temperature)
         return z[: self.num_pairs], z[self.num_pairs :]
 
     def _warn_fallback(self, why: str) -> None:
@@ -110,5 +114,5 @@ class Interpolation(_EveryNEpochs):
             self._warned_fallback = True
 
     def _skip_with_warning(self, why: str) -> None:
-        rank_zero_warn(f"{why}; no interpolation strips.")
+        rank_zero_warn(f"{why.rstrip('.')}; no interpolation strips.")
         self._skip = True
