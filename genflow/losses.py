@@ -7,8 +7,10 @@ the caller averages over the batch. Nothing here knows about Lightning.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 
@@ -55,3 +57,47 @@ def half_sum_squared_error(x_hat: Tensor, x: Tensor) -> Tensor:
     constant and without discretization, so it is a reconstruction loss, never an NLL.
     """
     return 0.5 * (x_hat - x).pow(2).flatten(1).sum(1)
+
+
+# ---- adversarial objectives (Goodfellow et al. 2014, arXiv:1406.2661; Arjovsky et al. 2017,
+# arXiv:1701.07875; Gulrajani et al. 2017, arXiv:1704.00028). Each takes critic outputs, one per
+# example, and returns the per-example loss (B,); "logits" are pre-sigmoid D outputs.
+def discriminator_loss(real_logits: Tensor, fake_logits: Tensor) -> Tensor:
+    """-log D(x) - log(1 - D(G(z))): the discriminator's cross-entropy, with D = sigmoid."""
+    return F.softplus(-real_logits) + F.softplus(fake_logits)
+
+
+def minimax_generator_loss(fake_logits: Tensor) -> Tensor:
+    """log(1 - D(G(z))), the generator's side of the minimax game. Its gradient vanishes where D
+    confidently rejects the fakes, which is why the non-saturating loss is the usual choice."""
+    return -F.softplus(fake_logits)
+
+
+def non_saturating_generator_loss(fake_logits: Tensor) -> Tensor:
+    """-log D(G(z)): the same fixed point as the minimax loss, strong gradients early on."""
+    return F.softplus(-fake_logits)
+
+
+def wasserstein_critic_loss(real_scores: Tensor, fake_scores: Tensor) -> Tensor:
+    """f(G(z)) - f(x): minimizing it makes f(x) - f(G(z)) estimate the Wasserstein-1 distance."""
+    return fake_scores - real_scores
+
+
+def wasserstein_generator_loss(fake_scores: Tensor) -> Tensor:
+    """-f(G(z))."""
+    return -fake_scores
+
+
+def gradient_penalty(
+    critic: Callable[[Tensor], Tensor], real: Tensor, fake: Tensor, eps: Tensor
+) -> Tensor:
+    """(||grad f(x_hat)||_2 - 1)^2 per example at x_hat = eps * x + (1 - eps) * G(z), (B,).
+
+    `eps` holds one interpolation weight per example, shape (B,) (Gulrajani et al. 2017,
+    Algorithm 1); the graph is kept so the penalty trains the critic. Multiply by lambda.
+    """
+    eps = eps.view(-1, *[1] * (real.dim() - 1))  # (B, 1, ..., 1)
+    x_hat = (eps * real.detach() + (1 - eps) * fake.detach()).requires_grad_(True)
+    scores = critic(x_hat)
+    (grad,) = torch.autograd.grad(scores.sum(), x_hat, create_graph=True)
+    return (grad.flatten(1).norm(dim=1) - 1).pow(2)

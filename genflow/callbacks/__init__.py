@@ -3,5 +3,13 @@
 from genflow.callbacks.grids import ReconstructionGrid, SampleGrid, save_samples
 from genflow.callbacks.interpolation import Interpolation
 from genflow.callbacks.metrics_file import MetricsFile
+from genflow.callbacks.throughput import Throughput
 
-__all__ = ["Interpolation", "MetricsFile", "ReconstructionGrid", "SampleGrid", "save_samples"]
+__all__ = [
+    "Interpolation",
+    "MetricsFile",
+    "ReconstructionGrid",
+    "SampleGrid",
+    "Throughput",
+    "save_samples",
+]

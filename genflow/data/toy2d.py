@@ -33,12 +33,19 @@ def moons(n: int, generator: torch.Generator | None = None) -> Tensor:
     return x + 0.05 * torch.randn(n, 2, generator=generator)
 
 
+EIGHT_GAUSSIANS_STD = 0.04
+
+
+def eight_gaussian_centers() -> Tensor:
+    """The (8, 2) centres of `eight_gaussians`: radius 2, 45 degrees apart, the first at (2, 0)."""
+    return _polar(torch.full((8,), 2.0), torch.arange(8) * math.pi / 4)
+
+
 def eight_gaussians(n: int, generator: torch.Generator | None = None) -> Tensor:
     """Eight equal Gaussians of std 0.04 centred on the circle of radius 2, 45 degrees apart."""
     mode = torch.randint(8, (n,), generator=generator)
-    return _polar(torch.full((n,), 2.0), mode * math.pi / 4) + 0.04 * torch.randn(
-        n, 2, generator=generator
-    )
+    noise = EIGHT_GAUSSIANS_STD * torch.randn(n, 2, generator=generator)
+    return eight_gaussian_centers()[mode] + noise
 
 
 def checkerboard(n: int, generator: torch.Generator | None = None) -> Tensor:

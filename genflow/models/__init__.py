@@ -2,6 +2,17 @@
 
 from genflow.models.autoencoder import AE, DenoisingAE
 from genflow.models.base import GenerativeModel
+from genflow.models.gan import GAN, WGAN, WGANGP, BiGAN, ConditionalGAN
 from genflow.models.vae import VAE
 
-__all__ = ["AE", "VAE", "DenoisingAE", "GenerativeModel"]
+__all__ = [
+    "AE",
+    "GAN",
+    "VAE",
+    "WGAN",
+    "WGANGP",
+    "BiGAN",
+    "ConditionalGAN",
+    "DenoisingAE",
+    "GenerativeModel",
+]

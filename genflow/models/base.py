@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import math
+import random
 from collections.abc import Mapping, Sequence
 
+import numpy as np
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.cli import LRSchedulerCallable, OptimizerCallable
+from pytorch_lightning.trainer.states import TrainerFn
 from torch import Tensor, nn
 from torchmetrics.aggregation import MeanMetric
 
@@ -140,8 +143,40 @@ class GenerativeModel(pl.LightningModule):
                 metric_attribute=f"_example_means.{attribute}",
             )
 
+    # ---- checkpoints: resume draws exactly the random numbers an uninterrupted run would ----
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["rng_states"] = {
+            "torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else [],
+            "python": random.getstate(),
+            "numpy": _numpy_state_to_torch(np.random.get_state()),
+        }
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        # Only when a fit resumes: loading weights to sample or evaluate keeps the caller's seed.
+        resuming = self._trainer is not None and self.trainer.state.fn == TrainerFn.FITTING
+        states = checkpoint.get("rng_states")
+        if not resuming or states is None:
+            return
+        torch.set_rng_state(states["torch"])
+        if states["cuda"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(states["cuda"])
+        random.setstate(states["python"])
+        np.random.set_state(_numpy_state_from_torch(states["numpy"]))
+
     def configure_optimizers(self):
         optimizer = self.optimizer(self.parameters())
         if self.lr_scheduler is None:
             return optimizer
         return {"optimizer": optimizer, "lr_scheduler": self.lr_scheduler(optimizer)}
+
+
+# numpy's RNG state holds an ndarray, which checkpoints loaded with weights_only=True refuse.
+def _numpy_state_to_torch(state: tuple) -> tuple:
+    name, keys, *rest = state
+    return (name, torch.from_numpy(keys.astype(np.int64)), *rest)
+
+
+def _numpy_state_from_torch(state: tuple) -> tuple:
+    name, keys, *rest = state
+    return (name, keys.numpy().astype(np.uint32), *rest)

@@ -1,0 +1,50 @@
+"""Training speed in examples per second, logged once per epoch."""
+
+from __future__ import annotations
+
+import time
+
+import pytorch_lightning as pl
+import torch
+
+
+class Throughput(pl.Callback):
+    """Log `train/img_per_s` (examples per second of training steps, on this rank) and
+    `train/step_seconds` at the end of each training epoch.
+
+    Only the time inside training steps counts (from batch start to batch end, CUDA
+    synchronized), so validation, checkpoints and sample grids do not dilute the figure. Under
+    DDP the figure is per rank; the run's throughput is that times the world size.
+    """
+
+    def __init__(self) -> None:
+        self._seconds = 0.0
+        self._examples = 0
+        self._steps = 0
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._seconds, self._examples, self._steps = 0.0, 0, 0
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx: int) -> None:
+        self._sync(pl_module)
+        self._start = time.perf_counter()
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int) -> None:
+        self._sync(pl_module)
+        self._seconds += time.perf_counter() - self._start
+        self._examples += len(batch[0])
+        self._steps += 1
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self._steps == 0 or self._seconds == 0:
+            return
+        speed = {
+            "train/img_per_s": self._examples / self._seconds,
+            "train/step_seconds": self._seconds / self._steps,
+        }
+        pl_module.log_dict(speed, on_step=False, on_epoch=True, rank_zero_only=True)
+
+    @staticmethod
+    def _sync(pl_module: pl.LightningModule) -> None:
+        if pl_module.device.type == "cuda":
+            torch.cuda.synchronize(pl_module.device)
