@@ -336,3 +336,26 @@ def test_toy_gan_covers_the_eight_gaussians():
     coverage = mode_coverage(model.sample(10_000), eight_gaussian_centers(), EIGHT_GAUSSIANS_STD)
     assert coverage.modes_covered >= 7 and coverage.high_quality >= 0.7, coverage
     assert math.isclose(sum(coverage.per_mode), coverage.high_quality, rel_tol=1e-5)
+
+
+def test_latent_tools_and_interpolation_strips_work_on_gans(tmp_path):
+    from genflow.callbacks import Interpolation
+    from genflow.latent import decode_path, interpolate
+
+    model = GAN(**TINY)
+    fit(
+        model,
+        image_loader(),
+        max_steps=2,
+        default_root_dir=tmp_path,
+        callbacks=[Interpolation(steps=4)],
+    )
+    assert (tmp_path / "samples" / "interpolation-epoch000.png").is_file()
+    z0, z1 = torch.randn(2, 4)
+    model.eval()  # BatchNorm: decode with the running statistics, as decode_path does
+    path = decode_path(model, interpolate(z0, z1, 5))  # (5, 1, 8, 8) images of the generator
+    assert path.shape == (5, *IMAGE)
+    torch.testing.assert_close(path[0], model.decode(z0[None])[0])
+    with pytest.warns(UserWarning, match="labels"):  # a conditional GAN needs labels to decode
+        fit(ConditionalGAN(**TINY), image_loader(), max_steps=2, default_root_dir=tmp_path / "c",
+            callbacks=[Interpolation()])  # fmt: skip

@@ -254,7 +254,7 @@ def _fit(tmp_path, callbacks, epochs=2, logger=False, model=None):
 
 def test_interpolation_callback_writes_strips_and_leaves_training_unchanged(tmp_path):
     logger = _ImageLogger()
-    callback = Interpolation(num_pairs=3, steps=5, method="slerp", seed=1)
+    callback = Interpolation(num_pairs=3, steps=5, method="slerp", source="prior", seed=1)
     model, trainer, _ = _fit(tmp_path / "with", [callback], logger=logger)
     reference, _, _ = _fit(tmp_path / "without", [])
     state_after_fit = torch.get_rng_state()
@@ -351,3 +351,13 @@ def test_bad_callback_arguments_are_clear_errors():
         Interpolation(method="cubic")
     with pytest.raises(ValueError, match="prior or data"):
         Interpolation(source="noise")
+
+
+def test_auto_source_encodes_validation_images_when_the_model_has_an_encoder(tmp_path):
+    auto = Interpolation(num_pairs=2, steps=3, method="lerp")  # source="auto"
+    model, _, x = _fit(tmp_path, [auto], epochs=1)
+    with torch.no_grad():
+        model.eval()
+        ends = model.decode(model.encode(x[:4]))
+    strip = auto.make_strip(model)
+    assert torch.allclose(strip[:, 0], ends[:2]) and torch.allclose(strip[:, -1], ends[2:4])

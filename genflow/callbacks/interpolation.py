@@ -19,7 +19,8 @@ class Interpolation(_EveryNEpochs):
     the loggers' image API under samples/interpolation.
 
     Works for every model with a latent space (`latent_shape`, `decode`; a GAN's generator).
-    With `source="prior"` the endpoints are standard-normal codes (times `temperature`) drawn
+    With `source="auto"` (the default) the endpoints are encoded validation images when the
+    model has an encoder and prior codes when it has none. With `source="prior"` the endpoints are standard-normal codes (times `temperature`) drawn
     with a fixed `seed`, so strips are comparable across epochs and the training random state
     is left as it was. With `source="data"` they are the codes `encode(x)` of pairs of images
     from the first validation batch (as many pairs as it holds, up to `num_pairs`); models
@@ -33,7 +34,7 @@ class Interpolation(_EveryNEpochs):
         num_pairs: rows of the strip, one pair of endpoints each.
         steps: images per row, endpoints included.
         method: slerp (White 2016, arXiv:1609.04468) or lerp.
-        source: prior or data, where the endpoints come from.
+        source: auto, prior or data, where the endpoints come from.
         temperature: scale of the prior codes.
         seed: seed of the prior codes.
     """
@@ -44,7 +45,7 @@ class Interpolation(_EveryNEpochs):
         num_pairs: int = 8,
         steps: int = 10,
         method: Method = "slerp",
-        source: Literal["prior", "data"] = "prior",
+        source: Literal["auto", "prior", "data"] = "auto",
         temperature: float = 1.0,
         seed: int = 0,
     ) -> None:
@@ -55,8 +56,8 @@ class Interpolation(_EveryNEpochs):
             raise ValueError(f"steps must be >= 2 to include both endpoints, got {steps}.")
         if method not in ("slerp", "lerp"):
             raise ValueError(f"Unknown interpolation method {method!r}; choose slerp or lerp.")
-        if source not in ("prior", "data"):
-            raise ValueError(f"Unknown source {source!r}; choose prior or data.")
+        if source not in ("auto", "prior", "data"):
+            raise ValueError(f"Unknown source {source!r}; choose auto, prior or data.")
         self.num_pairs, self.steps, self.method = num_pairs, steps, method
         self.source, self.temperature, self.seed = source, temperature, seed
         self._images: Tensor | None = None  # endpoints for source="data"
@@ -64,7 +65,7 @@ class Interpolation(_EveryNEpochs):
         self._warned_fallback = False
 
     def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, *args):
-        if self.source == "data" and batch_idx == 0 and self._images is None:
+        if self.source != "prior" and batch_idx == 0 and self._images is None:
             self._images = batch[0][: 2 * self.num_pairs].detach()
 
     @rank_zero_only
@@ -95,7 +96,7 @@ class Interpolation(_EveryNEpochs):
     def endpoints(self, pl_module: pl.LightningModule) -> tuple[Tensor, Tensor]:
         """The pairs of codes the rows run between, each (num_pairs, *latent_shape); prior
         codes come from the global random state (`make_strip` seeds it inside a fork)."""
-        images = self._images if self.source == "data" else None
+        images = self._images if self.source != "prior" else None
         if images is not None and len(images) >= 2:
             try:
                 z = encode_all(pl_module, images)  # (2P, *latent_shape)
@@ -109,7 +110,7 @@ class Interpolation(_EveryNEpochs):
         return z[: self.num_pairs], z[self.num_pairs :]
 
     def _warn_fallback(self, why: str) -> None:
-        if not self._warned_fallback:
+        if self.source == "data" and not self._warned_fallback:
             rank_zero_warn(f"Interpolation(source='data'): {why}; interpolating prior codes.")
             self._warned_fallback = True
 

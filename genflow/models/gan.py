@@ -584,7 +584,10 @@ class ConditionalGAN(GAN):
 
     def generate(self, z: Tensor, y: Tensor | None = None, ema: bool = False) -> Tensor:
         if y is None:
-            raise ValueError("ConditionalGAN needs class labels to generate; pass labels=...")
+            raise NotImplementedError(
+                "ConditionalGAN generates for given classes: pass labels=... to sample() or "
+                "decode(); tools that decode latent codes without labels do not apply to it."
+            )
         net = self.generator_ema if ema and self.generator_ema is not None else self.generator
         return net(torch.cat([z, self.class_embedding(y)], dim=1))
 
