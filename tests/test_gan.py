@@ -134,6 +134,34 @@ def test_toggling_leaves_the_other_networks_gradients_untouched():
     assert all(g is not None and g.abs().sum() > 0 for g in g_after_g)
 
 
+def test_gradients_are_clipped_before_each_step():
+    model = GradientRecorder(clip_grad_norm=1e-3, **TINY)
+    model.records = []
+    fit(model, image_loader(), max_steps=4)
+    first_d = next(model.discriminator.parameters())
+    for optimizer, g_grads, d_grads in model.records:  # the stepping network's own gradients
+        grads = d_grads if optimizer.param_groups[0]["params"][0] is first_d else g_grads
+        assert torch.linalg.vector_norm(torch.stack([g.norm() for g in grads])) <= 1e-3 + 1e-6
+
+
+@pytest.mark.parametrize("interval,expected_g,expected_d", [("step", 2, 7), ("epoch", 1, 1)])
+def test_schedulers_are_stepped_by_hand(interval, expected_g, expected_d):
+    """StepLR(step_size=1, gamma=0.5) halves each lr per own step (or per epoch)."""
+    halve = functools.partial(torch.optim.lr_scheduler.StepLR, step_size=1, gamma=0.5)
+    model = WGANGP(
+        n_critic=3,
+        lr_scheduler_g=halve,
+        lr_scheduler_d=halve,
+        scheduler_interval=interval,
+        **MLP2D,
+    )
+    loader = DataLoader(TensorDataset(torch.randn(28, 2), torch.zeros(28).long()), batch_size=4)
+    fit(model, loader)  # 7 batches: 7 critic steps, 2 generator steps, 1 epoch
+    opt_g, opt_d = model.optimizers()
+    assert opt_g.param_groups[0]["lr"] == pytest.approx(1e-4 * 0.5**expected_g)
+    assert opt_d.param_groups[0]["lr"] == pytest.approx(1e-4 * 0.5**expected_d)
+
+
 def test_ema_update_follows_the_stated_decay():
     average, model = nn.Linear(3, 2), nn.Linear(3, 2)
     old = [p.detach().clone() for p in average.parameters()]
