@@ -20,14 +20,15 @@ class Interpolation(_EveryNEpochs):
 
     Works for every model with a latent space (`latent_shape`, `decode`; a GAN's generator).
     With `source="auto"` (the default) the endpoints are encoded validation images when the
-    model has an encoder and prior codes when it has none. With `source="prior"` the endpoints are standard-normal codes (times `temperature`) drawn
-    with a fixed `seed`, so strips are comparable across epochs and the training random state
-    is left as it was. With `source="data"` they are the codes `encode(x)` of pairs of images
-    from the first validation batch (as many pairs as it holds, up to `num_pairs`); models
-    without an encoder, or runs without validation data, fall back to the prior with one
-    warning. (An AE's codes do not follow N(0, I): use `source="data"` for it.) Models without
-    a latent space, or whose samples are not images, are skipped with one warning. Runs on
-    rank zero only, without collectives.
+    model has an encoder and prior codes when it has none. With `source="prior"` the endpoints
+    are standard-normal codes (times `temperature`) drawn with a fixed `seed`, so strips are
+    comparable across epochs and the training random state is left as it was. With
+    `source="data"` they are the codes `encode(x)` of pairs of images from the first validation
+    batch (as many pairs as it holds, up to `num_pairs`); models without an encoder, or runs
+    without validation data, fall back to the prior with one warning. (An AE's codes do not
+    follow N(0, I): use `source="data"` for it.) Models without a latent space, or whose
+    samples are not images, are skipped with one warning. Runs on rank zero only, without
+    collectives.
 
     Args:
         every_n_epochs: draw a strip every N epochs (and after the last).
