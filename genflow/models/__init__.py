@@ -3,6 +3,7 @@
 from genflow.models.autoencoder import AE, DenoisingAE
 from genflow.models.base import GenerativeModel
 from genflow.models.gan import GAN, WGAN, WGANGP, BiGAN, ConditionalGAN
+from genflow.models.pixelcnn import GatedPixelCNN, PixelCNN, PixelCNNPlusPlus
 from genflow.models.vae import VAE
 
 __all__ = [
@@ -14,5 +15,8 @@ __all__ = [
     "BiGAN",
     "ConditionalGAN",
     "DenoisingAE",
+    "GatedPixelCNN",
     "GenerativeModel",
+    "PixelCNN",
+    "PixelCNNPlusPlus",
 ]

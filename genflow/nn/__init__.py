@@ -1,5 +1,13 @@
 """Network building blocks and likelihood heads (plain torch, no Lightning)."""
 
+from genflow.nn.autoregressive import (
+    GatedLayer,
+    GatedResnet,
+    MaskedConv2d,
+    ResidualBlock,
+    discretized_logistic_mixture_log_prob,
+    sample_discretized_logistic_mixture,
+)
 from genflow.nn.conv import (
     conv_output_size,
     conv_transpose_output_size,
@@ -14,12 +22,18 @@ __all__ = [
     "MLP",
     "ConvDecoder",
     "ConvEncoder",
+    "GatedLayer",
+    "GatedResnet",
     "Likelihood",
+    "MaskedConv2d",
+    "ResidualBlock",
     "SeedDecoder",
     "SeedEncoder",
     "conv_output_size",
     "conv_transpose_output_size",
+    "discretized_logistic_mixture_log_prob",
     "get_likelihood",
     "round_trip_output_padding",
+    "sample_discretized_logistic_mixture",
     "same_size_after_round_trip",
 ]
