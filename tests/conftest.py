@@ -5,7 +5,7 @@ import torch
 
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")
-torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+torch.set_num_threads(1)  # tests are many small ops: one thread is fastest and shares the machine
 
 
 @pytest.fixture(autouse=True)

@@ -1,11 +1,13 @@
 """Thin Lightning adapters over the model contract: sample and reconstruction grids, metrics."""
 
+from genflow.callbacks.density import DensityGrid
 from genflow.callbacks.grids import ReconstructionGrid, SampleGrid, save_samples
 from genflow.callbacks.interpolation import Interpolation
 from genflow.callbacks.metrics_file import MetricsFile
 from genflow.callbacks.throughput import Throughput
 
 __all__ = [
+    "DensityGrid",
     "Interpolation",
     "MetricsFile",
     "ReconstructionGrid",

@@ -2,6 +2,8 @@
 
 from genflow.models.autoencoder import AE, DenoisingAE
 from genflow.models.base import GenerativeModel
+from genflow.models.classical import GMM, PPCA
+from genflow.models.flows import NICE, CouplingFlow, FlowModel, RealNVP
 from genflow.models.gan import GAN, WGAN, WGANGP, BiGAN, ConditionalGAN
 from genflow.models.pixelcnn import GatedPixelCNN, PixelCNN, PixelCNNPlusPlus
 from genflow.models.vae import VAE
@@ -9,14 +11,20 @@ from genflow.models.vae import VAE
 __all__ = [
     "AE",
     "GAN",
+    "GMM",
+    "NICE",
+    "PPCA",
     "VAE",
     "WGAN",
     "WGANGP",
     "BiGAN",
     "ConditionalGAN",
+    "CouplingFlow",
     "DenoisingAE",
+    "FlowModel",
     "GatedPixelCNN",
     "GenerativeModel",
     "PixelCNN",
     "PixelCNNPlusPlus",
+    "RealNVP",
 ]
