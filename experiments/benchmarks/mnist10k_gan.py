@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 
 import torch
+from mnist10k import print_json
 
 from genflow.cli import cli
 
@@ -77,10 +78,7 @@ def main(argv: list[str] | None = None) -> dict:
         "torch": torch.__version__,
         "cpu": platform.processor() or platform.machine(),
     }
-    print(json.dumps(results, indent=2))
-    if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps(results, indent=2))
+    print_json(results, args.out)
     return results
 
 

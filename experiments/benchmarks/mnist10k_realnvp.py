@@ -28,23 +28,15 @@ from __future__ import annotations
 
 import argparse
 import functools
-import json
 import math
-import os
-import platform
-import time
-from pathlib import Path
 
-import pytorch_lightning as pl
+import mnist10k
 import torch
 from torch import Tensor
 
 from genflow.data import IDX
 from genflow.models import RealNVP
 
-ROOT = Path(__file__).resolve().parents[2]
-MNIST = ROOT.parent / "shared" / "data" / "mnist"
-TRAIN_RANGE, TEST_RANGE = (0, 8000), (8000, 10000)
 NOISE_SEED, SAMPLE_SEED, NUM_SAMPLES = 0, 1, 1000
 
 # normflows 1.7.3 multi-scale Glow, L=2, K=4, 64 hidden, 78k params (../shared/peers.md)
@@ -55,81 +47,36 @@ PEER = {
 }
 
 
-# ---- set-up -----------------------------------------------------------------------------------
+# ---- model ------------------------------------------------------------------------------------
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--images", default=str(MNIST / "t10k-images-idx3-ubyte.gz"))
-    p.add_argument("--labels", default=str(MNIST / "t10k-labels-idx1-ubyte.gz"))
-    p.add_argument("--epochs", default="5,10", help="evaluate after these epochs ('' skips)")
-    p.add_argument("--minutes", type=float, default=15, help="wall-clock run length (0 skips)")
-    p.add_argument("--threads", type=int, default=1)
+    mnist10k.add_protocol_args(p, epochs="5,10", minutes=15)
     p.add_argument("--scales", type=int, default=2)
     p.add_argument("--features", type=int, default=16, help="feature maps of the s/t ResNets")
     p.add_argument("--blocks", type=int, default=2, help="residual blocks per s/t ResNet")
     p.add_argument("--norm", choices=("batchnorm", "actnorm", "none"), default="batchnorm")
     p.add_argument("--alpha", type=float, default=1e-6, help="alpha of the logit transform")
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--seed", type=int, default=0)
+    mnist10k.add_optimizer_args(p, batch_size=64)
     p.add_argument("--limit-batches", type=int, default=None, help="batches per epoch (checks)")
     p.add_argument("--out", default=None, help="JSON file for the results")
     return p.parse_args(argv)
 
 
-def int_list(text: str) -> list[int]:
-    return [int(s) for s in text.split(",") if s.strip()]
-
-
-def make_data(args: argparse.Namespace) -> IDX:
-    data = IDX(
-        images=args.images,
-        labels=args.labels,
-        train_range=TRAIN_RANGE,
-        test_range=TEST_RANGE,
-        val_size=0,
-        batch_size=args.batch_size,
-        eval_batch_size=500,
-        seed=0,
-    )
-    data.setup()
-    return data
-
-
 def make_model(args: argparse.Namespace, data: IDX) -> RealNVP:
     return RealNVP(
-        data_shape=data.data_shape,
-        num_bits=data.num_bits,
-        num_classes=data.num_classes,
         num_scales=args.scales,
         features=args.features,
         num_blocks=args.blocks,
         norm=args.norm,
         logit_alpha=args.alpha,
-        optimizer=functools.partial(torch.optim.Adam, lr=args.lr),
-    )
-
-
-def make_trainer(callbacks: list[pl.Callback], limit: int | None, **limits) -> pl.Trainer:
-    return pl.Trainer(
-        accelerator="cpu",
-        devices=1,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        limit_val_batches=0,  # evaluation is the callback's, under its own RNG
-        limit_train_batches=limit,
-        num_sanity_val_steps=0,
-        callbacks=callbacks,
-        **limits,
+        **mnist10k.model_kwargs(args, data),
     )
 
 
 # ---- evaluation -------------------------------------------------------------------------------
 def eval_inputs(data: IDX) -> Tensor:
     """u = (x_uint8 + U) / 256 of the 2,000 evaluation images, U drawn once with seed 0."""
-    x = torch.cat([x for x, _ in data.test_dataloader()])  # (2000, 1, 28, 28), k / 255
-    k = torch.round(x * 255)
+    k = torch.round(mnist10k.eval_images(data) * 255)  # (2000, 1, 28, 28), from k / 255
     return (k + torch.rand(k.shape, generator=torch.Generator().manual_seed(NOISE_SEED))) / 256
 
 
@@ -158,129 +105,58 @@ def finite_sample_fraction(model: RealNVP, n: int = NUM_SAMPLES, batch: int = 50
     return torch.isfinite(u.flatten(1)).all(1).double().mean().item()
 
 
-def evaluate(model: RealNVP, u: Tensor) -> dict[str, float]:
-    start = time.perf_counter()
-    with torch.random.fork_rng(devices=[]):
-        figures = {"bpd": test_bpd(model, u), "finite_samples_t1": finite_sample_fraction(model)}
-    return figures | {"eval_seconds": time.perf_counter() - start}
+def evaluate(model: RealNVP, tag: str, u: Tensor) -> dict[str, float]:
+    """Test bits/dim and the finite-sample fraction, without touching the training RNG."""
 
+    def figures() -> dict[str, float]:
+        return {"bpd": test_bpd(model, u), "finite_samples_t1": finite_sample_fraction(model)}
 
-class EpochEval(pl.Callback):
-    """Times each training epoch and evaluates after the listed (1-based) epochs."""
-
-    def __init__(self, epochs: list[int], u: Tensor) -> None:
-        self.epochs, self.u = set(epochs), u
-        self.train_seconds, self.images, self.rows = 0.0, 0, []
-
-    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: RealNVP) -> None:
-        self._start = time.perf_counter()
-
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        self.images += len(batch[0])
-
-    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: RealNVP) -> None:
-        self.train_seconds += time.perf_counter() - self._start
-        epoch = trainer.current_epoch + 1
-        if epoch not in self.epochs:
-            return
-        figures = evaluate(pl_module, self.u)
-        self.rows.append({"epoch": epoch, "train_seconds": self.train_seconds} | figures)
-        print(f"epoch {epoch:4d}  " + "  ".join(f"{k} {v:.3f}" for k, v in figures.items()))
-
-
-# ---- the two runs -----------------------------------------------------------------------------
-def run_epochs(args: argparse.Namespace, data: IDX, u: Tensor) -> dict:
-    """Train to max(epochs) once, evaluating after each listed epoch."""
-    epochs = sorted(int_list(args.epochs))
-    pl.seed_everything(args.seed, verbose=False)
-    model = make_model(args, data)
-    callback = EpochEval(epochs, u)
-    make_trainer([callback], args.limit_batches, max_epochs=epochs[-1]).fit(model, datamodule=data)
-    return {
-        "rows": callback.rows,
-        "s_per_epoch": callback.train_seconds / epochs[-1],
-        "img_per_s": callback.images / callback.train_seconds,
-    }
-
-
-def run_minutes(args: argparse.Namespace, data: IDX, u: Tensor) -> dict:
-    """Train for a wall-clock budget (Trainer max_time), then evaluate once."""
-    pl.seed_everything(args.seed, verbose=False)
-    model = make_model(args, data)
-    trainer = make_trainer(
-        [], args.limit_batches, max_epochs=-1, max_time={"seconds": 60 * args.minutes}
-    )
-    start = time.perf_counter()
-    trainer.fit(model, datamodule=data)
-    seconds = time.perf_counter() - start
-    steps_per_epoch = args.limit_batches or math.ceil(len(data.train_set) / args.batch_size)
-    epochs = trainer.global_step / steps_per_epoch
-    figures = evaluate(model, u)
-    print(f"{args.minutes:g} min: {epochs:.1f} epochs, bits/dim {figures['bpd']:.3f}")
-    return {"minutes": args.minutes, "fit_seconds": seconds, "epochs": epochs} | figures
+    return mnist10k.timed_eval(figures)
 
 
 # ---- report -----------------------------------------------------------------------------------
-def fmt(value: float | None, digits: int = 2) -> str:
-    return "–" if value is None else f"{value:.{digits}f}"
+def fmt(value: float | None) -> str:
+    return mnist10k.fmt(value, digits=2)
 
 
-def markdown(results: dict) -> str:
-    lines = []
-    if "epochs" in results:
-        run = results["epochs"]
-        lines += [
-            "| epoch | genflow bits/dim | peer bits/dim | genflow finite samples (T=1) |",
-            "|---:|---:|---:|---:|",
-        ]
-        for row in run["rows"]:
-            e = row["epoch"]
-            lines.append(
-                f"| {e} | {fmt(row['bpd'])} | {fmt(PEER['bpd'].get(e))} | "
-                f"{100 * row['finite_samples_t1']:.1f} % |"
-            )
+def epoch_table(run: dict) -> list[str]:
+    lines = [
+        "| epoch | genflow bits/dim | peer bits/dim | genflow finite samples (T=1) |",
+        "|---:|---:|---:|---:|",
+    ]
+    for row in run["rows"]:
+        e = row["epoch"]
         lines.append(
-            f"\nTraining speed: {run['s_per_epoch']:.1f} s/epoch, {run['img_per_s']:.0f} img/s. "
-            f"Peer at epoch 10: {100 * PEER['finite_samples_t1']:.0f} % finite samples."
+            f"| {e} | {fmt(row['bpd'])} | {fmt(PEER['bpd'].get(e))} | "
+            f"{100 * row['finite_samples_t1']:.1f} % |"
         )
-    if "minutes" in results:
-        m = results["minutes"]
-        lines.append(
-            f"\n{m['minutes']:g}-minute run: {m['epochs']:.1f} epochs, bits/dim {m['bpd']:.3f}, "
-            f"{100 * m['finite_samples_t1']:.1f} % finite samples at T = 1."
-        )
-    return "\n".join(lines)
+    lines.append(
+        f"\nTraining speed: {run['s_per_epoch']:.1f} s/epoch, {run['img_per_s']:.0f} img/s. "
+        f"Peer at epoch 10: {100 * PEER['finite_samples_t1']:.0f} % finite samples."
+    )
+    return lines
 
 
-def describe(args: argparse.Namespace, model: RealNVP) -> dict:
-    return {
-        "config": vars(args),
-        "params": sum(p.numel() for p in model.parameters()),
-        "torch": torch.__version__,
-        "lightning": pl.__version__,
-        "cpu": platform.processor() or platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "noise_seed": NOISE_SEED,
-        "peer": PEER,
-    }
+def minutes_line(run: dict) -> str:
+    return (
+        f"\n{run['minutes']:g}-minute run: {run['epochs']:.1f} epochs, bits/dim {run['bpd']:.3f}, "
+        f"{100 * run['finite_samples_t1']:.1f} % finite samples at T = 1."
+    )
 
 
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
-    data = make_data(args)
-    u = eval_inputs(data)
-    results = describe(args, make_model(args, data))
+    data = mnist10k.make_data(args, binarize="none")
+    score = functools.partial(evaluate, u=eval_inputs(data))
+    extra = {"noise_seed": NOISE_SEED, "peer": PEER}
+    results = mnist10k.describe(args, make_model(args, data), extra)
     print(f"RealNVP, {results['params']:,} params, {args.threads} thread(s)")
-    if int_list(args.epochs):
-        results["epochs"] = run_epochs(args, data, u)
-    if args.minutes > 0:
-        results["minutes"] = run_minutes(args, data, u)
-    print("\n" + markdown(results))
-    if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps(results, indent=2, default=str))
-        print(f"\nresults: {args.out}")
+    limit, line = args.limit_batches, functools.partial(mnist10k.epoch_line, digits=3)
+    results |= mnist10k.run_epochs(args, data, make_model, score, limit, line)
+    headline = ("bits/dim", "bpd", 3)
+    results |= mnist10k.run_minutes(args, data, make_model, score, headline, limit)
+    mnist10k.report(results, mnist10k.markdown(results, epoch_table, minutes_line), args.out)
     return results
 
 

@@ -26,23 +26,15 @@ from __future__ import annotations
 
 import argparse
 import functools
-import json
-import math
-import os
-import platform
-import time
-from pathlib import Path
 
-import pytorch_lightning as pl
+import mnist10k
 import torch
+from mnist10k import fmt
 from torch import Tensor
 
 from genflow.data import IDX
 from genflow.models import VAE
 
-ROOT = Path(__file__).resolve().parents[2]
-MNIST = ROOT.parent / "shared" / "data" / "mnist"
-TRAIN_RANGE, TEST_RANGE = (0, 8000), (8000, 10000)
 EVAL_SEED = 1234  # the seed of the importance samples, fixed so figures repeat exactly
 
 # pythae 0.1.2 default MLP VAE, 854k params (../shared/peers.md)
@@ -54,88 +46,33 @@ PEER = {
 }
 
 
-# ---- set-up -----------------------------------------------------------------------------------
+# ---- model ------------------------------------------------------------------------------------
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--images", default=str(MNIST / "t10k-images-idx3-ubyte.gz"))
-    p.add_argument("--labels", default=str(MNIST / "t10k-labels-idx1-ubyte.gz"))
-    p.add_argument("--epochs", default="10,30,100", help="evaluate after these epochs ('' skips)")
-    p.add_argument("--minutes", type=float, default=0, help="wall-clock run length (0 skips)")
+    mnist10k.add_protocol_args(p, epochs="10,30,100")
     p.add_argument("--k", type=int, default=1000, help="importance samples of the IWAE bound")
-    p.add_argument("--threads", type=int, default=1)
     p.add_argument("--arch", choices=("mlp", "conv", "seed"), default="mlp")
     p.add_argument("--hidden", default="1024", help="MLP widths, comma-separated")
     p.add_argument("--channels", type=int, default=16, help="first conv width")
     p.add_argument("--latent", type=int, default=32)
-    p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--seed", type=int, default=0)
+    mnist10k.add_optimizer_args(p, batch_size=128)
     p.add_argument("--out", default=None, help="JSON file for the results")
     return p.parse_args(argv)
 
 
-def int_list(text: str) -> list[int]:
-    return [int(s) for s in text.split(",") if s.strip()]
-
-
-def make_data(args: argparse.Namespace) -> IDX:
-    data = IDX(
-        images=args.images,
-        labels=args.labels,
-        train_range=TRAIN_RANGE,
-        test_range=TEST_RANGE,
-        val_size=0,
-        binarize="dynamic",
-        batch_size=args.batch_size,
-        eval_batch_size=500,
-        seed=0,
-    )
-    data.setup()
-    return data
-
-
 def make_model(args: argparse.Namespace, data: IDX) -> VAE:
     return VAE(
-        data_shape=data.data_shape,
-        num_bits=data.num_bits,
-        num_classes=data.num_classes,
         latent_dim=args.latent,
         likelihood="bernoulli",
         architecture=args.arch,
-        hidden_dims=tuple(int_list(args.hidden)),
+        hidden_dims=tuple(mnist10k.int_list(args.hidden)),
         channels=args.channels,
         num_importance_samples=args.k,
-        optimizer=functools.partial(torch.optim.Adam, lr=args.lr),
-    )
-
-
-def make_trainer(callbacks: list[pl.Callback], **limits) -> pl.Trainer:
-    return pl.Trainer(
-        accelerator="cpu",
-        devices=1,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        limit_val_batches=0,  # evaluation is the callback's, under its own RNG
-        num_sanity_val_steps=0,
-        callbacks=callbacks,
-        **limits,
+        **mnist10k.model_kwargs(args, data),
     )
 
 
 # ---- evaluation -------------------------------------------------------------------------------
-def eval_images(data: IDX) -> Tensor:
-    """The 2,000 evaluation images, binarized once with seed 0 by the DataModule."""
-    return torch.cat([x for x, _ in data.test_dataloader()])  # (2000, 1, 28, 28)
-
-
-def train_images(data: IDX, n: int = 2000) -> Tensor:
-    """The first `n` training images, binarized once (seed 0) to measure the train/test gap."""
-    x = data.train_set.x[:n].to(torch.float32) / 255
-    return torch.bernoulli(x, generator=torch.Generator().manual_seed(0))
-
-
 @torch.no_grad()
 def neg_elbo(model: VAE, x: Tensor, draws: int = 10, batch: int = 500) -> float:
     """-ELBO in nats: single-sample reconstruction term + closed-form KL, mean of `draws`."""
@@ -154,79 +91,20 @@ def iwae_nll(model: VAE, x: Tensor, k: int, batch: int = 500) -> float:
     return -log_p.mean().item()
 
 
-def evaluate(model: VAE, x_eval: Tensor, x_train: Tensor, k: int) -> dict[str, float]:
-    """Test IWAE NLL and -ELBO (and train -ELBO) without touching the training RNG."""
-    start = time.perf_counter()
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(EVAL_SEED)
-        figures = {
+def evaluate(model: VAE, tag: str, x_eval: Tensor, x_train: Tensor, k: int) -> dict[str, float]:
+    """Test IWAE NLL and -ELBO (and train -ELBO), seeded, without touching the training RNG."""
+
+    def figures() -> dict[str, float]:
+        return {
             "iwae_nll": iwae_nll(model, x_eval, k),
             "neg_elbo": neg_elbo(model, x_eval),
             "train_neg_elbo": neg_elbo(model, x_train),
         }
-    return figures | {"eval_seconds": time.perf_counter() - start}
 
-
-def figures_text(figures: dict[str, float]) -> str:
-    return "  ".join(f"{k} {v:.2f}" for k, v in figures.items())
-
-
-class EpochEval(pl.Callback):
-    """Times each training epoch and evaluates after the listed (1-based) epochs."""
-
-    def __init__(self, epochs: list[int], x_eval: Tensor, x_train: Tensor, k: int) -> None:
-        self.epochs, self.x_eval, self.x_train, self.k = set(epochs), x_eval, x_train, k
-        self.train_seconds, self.rows = 0.0, []
-
-    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: VAE) -> None:
-        self._start = time.perf_counter()
-
-    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: VAE) -> None:
-        self.train_seconds += time.perf_counter() - self._start
-        epoch = trainer.current_epoch + 1
-        if epoch not in self.epochs:
-            return
-        figures = evaluate(pl_module, self.x_eval, self.x_train, self.k)
-        self.rows.append({"epoch": epoch, "train_seconds": self.train_seconds} | figures)
-        print(f"epoch {epoch:4d}  {figures_text(figures)}", flush=True)
-
-
-# ---- the two runs -----------------------------------------------------------------------------
-def run_epochs(args: argparse.Namespace, data: IDX, x_eval: Tensor, x_train: Tensor) -> dict:
-    """Train to max(epochs) once, evaluating after each listed epoch."""
-    epochs = sorted(int_list(args.epochs))
-    pl.seed_everything(args.seed, verbose=False)
-    model = make_model(args, data)
-    callback = EpochEval(epochs, x_eval, x_train, args.k)
-    make_trainer([callback], max_epochs=epochs[-1]).fit(model, datamodule=data)
-    seconds = callback.train_seconds / epochs[-1]
-    return {
-        "rows": callback.rows,
-        "s_per_epoch": seconds,
-        "img_per_s": len(data.train_set) / seconds,
-    }
-
-
-def run_minutes(args: argparse.Namespace, data: IDX, x_eval: Tensor, x_train: Tensor) -> dict:
-    """Train for a wall-clock budget (Trainer max_time), then evaluate once."""
-    pl.seed_everything(args.seed, verbose=False)
-    model = make_model(args, data)
-    trainer = make_trainer([], max_epochs=-1, max_time={"seconds": 60 * args.minutes})
-    start = time.perf_counter()
-    trainer.fit(model, datamodule=data)
-    seconds = time.perf_counter() - start
-    steps_per_epoch = math.ceil(len(data.train_set) / args.batch_size)
-    figures = evaluate(model, x_eval, x_train, args.k)
-    epochs = trainer.global_step / steps_per_epoch
-    print(f"{args.minutes:g} min: {epochs:.1f} epochs, IWAE NLL {figures['iwae_nll']:.2f}")
-    return {"minutes": args.minutes, "fit_seconds": seconds, "epochs": epochs} | figures
+    return mnist10k.timed_eval(figures, seed=EVAL_SEED)
 
 
 # ---- report -----------------------------------------------------------------------------------
-def fmt(value: float | None) -> str:
-    return "–" if value is None else f"{value:.1f}"
-
-
 def epoch_table(run: dict) -> list[str]:
     lines = [
         "| epoch | genflow IWAE NLL | peer IWAE NLL | genflow −ELBO | peer −ELBO | "
@@ -255,42 +133,19 @@ def minutes_line(run: dict) -> str:
     )
 
 
-def markdown(results: dict) -> str:
-    lines = epoch_table(results["epochs"]) if "epochs" in results else []
-    if "minutes" in results:
-        lines.append(minutes_line(results["minutes"]))
-    return "\n".join(lines)
-
-
-def describe(args: argparse.Namespace, model: VAE) -> dict:
-    return {
-        "config": vars(args),
-        "params": sum(p.numel() for p in model.parameters()),
-        "torch": torch.__version__,
-        "lightning": pl.__version__,
-        "cpu": platform.processor() or platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "eval_seed": EVAL_SEED,
-        "peer": PEER,
-    }
-
-
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
-    data = make_data(args)
-    x_eval, x_train = eval_images(data), train_images(data)
-    results = describe(args, make_model(args, data))
+    data = mnist10k.make_data(args)
+    x_eval, x_train = mnist10k.eval_images(data), mnist10k.train_images(data)
+    extra = {"eval_seed": EVAL_SEED, "peer": PEER}
+    results = mnist10k.describe(args, make_model(args, data), extra)
     print(f"{args.arch} VAE, {results['params']:,} params, {args.threads} thread(s)")
-    if int_list(args.epochs):
-        results["epochs"] = run_epochs(args, data, x_eval, x_train)
-    if args.minutes > 0:
-        results["minutes"] = run_minutes(args, data, x_eval, x_train)
-    print("\n" + markdown(results))
-    if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps(results, indent=2, default=str))
-        print(f"\nresults: {args.out}")
+    score = functools.partial(evaluate, x_eval=x_eval, x_train=x_train, k=args.k)
+    results |= mnist10k.run_epochs(args, data, make_model, score)
+    headline = ("IWAE NLL", "iwae_nll", 2)
+    results |= mnist10k.run_minutes(args, data, make_model, score, headline)
+    mnist10k.report(results, mnist10k.markdown(results, epoch_table, minutes_line), args.out)
     return results
 
 

@@ -11,12 +11,11 @@ within 3 standard deviations of their nearest mode (Srivastava et al. 2017; Metz
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from dataclasses import asdict
-from pathlib import Path
 
 import torch
+from mnist10k import print_json
 
 from genflow.cli import cli
 from genflow.data.toy2d import EIGHT_GAUSSIANS_STD, eight_gaussian_centers
@@ -48,10 +47,7 @@ def main(argv: list[str] | None = None) -> dict:
         "run_dir": run.trainer.default_root_dir,
         **asdict(coverage),
     }
-    print(json.dumps(results, indent=2))
-    if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps(results, indent=2))
+    print_json(results, args.out)
     return results
 
 
