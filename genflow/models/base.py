@@ -143,6 +143,12 @@ class GenerativeModel(pl.LightningModule):
                 metric_attribute=f"_example_means.{attribute}",
             )
 
+    def log_likelihood_metrics(self, stage: str, log_p: Tensor) -> None:
+        """Log `stage/nll` (nats per example) and `stage/bpd` of exact log-likelihoods (B,),
+        as exact means over the whole split (`log_example_means`)."""
+        metrics = {"bpd": bits_per_dim(log_p, self.num_dims), "nll": -log_p}
+        self.log_example_means(stage, metrics, prog_bar=stage == "val")
+
     # ---- checkpoints: resume draws exactly the random numbers an uninterrupted run would ----
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["rng_states"] = {

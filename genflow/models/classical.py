@@ -19,7 +19,6 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
-from genflow.metrics.likelihood import bits_per_dim
 from genflow.models.base import GenerativeModel
 from genflow.nn.flows import bin_levels, fixed_dequantize, quantize
 
@@ -243,8 +242,7 @@ class _EpochFitModel(GenerativeModel):
 
     def _eval_step(self, batch, stage: str) -> None:
         log_p = self.log_prob(batch[0])
-        metrics = {"bpd": bits_per_dim(log_p, self.num_dims), "nll": -log_p}
-        self.log_example_means(stage, metrics, prog_bar=stage == "val")
+        self.log_likelihood_metrics(stage, log_p)
 
     def validation_step(self, batch, batch_idx: int) -> None:
         self._eval_step(batch, "val")

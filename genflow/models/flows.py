@@ -202,8 +202,7 @@ class FlowModel(GenerativeModel):
         x, _ = batch
         self.check_batch(x)
         log_p = self.log_density(self.fixed_noise_input(x)) + self._log_bin_volume
-        metrics = {"bpd": bits_per_dim(log_p, self.num_dims), "nll": -log_p}
-        self.log_example_means(stage, metrics, prog_bar=stage == "val")
+        self.log_likelihood_metrics(stage, log_p)
 
     def validation_step(self, batch, batch_idx: int) -> None:
         self._eval_step(batch, "val")

@@ -441,8 +441,7 @@ class _PixelModel(GenerativeModel):
         x, y = batch
         self.check_batch(x)
         log_p = self.conditional_log_prob(x, y)  # exact: log p(x), or log p(x | y) if conditional
-        nll_bpd = {"nll": -log_p, "bpd": bits_per_dim(log_p, self.num_dims)}
-        self.log_example_means(stage, nll_bpd, prog_bar=stage == "val")
+        self.log_likelihood_metrics(stage, log_p)
 
     def validation_step(self, batch, batch_idx: int) -> None:
         self._eval_step(batch, "val")
