@@ -618,7 +618,6 @@ class BiGAN(GAN):
     """
 
     def __init__(self, *args, architecture: GANArchitecture = "dcgan", **kwargs) -> None:
-        self._architecture = architecture
         super().__init__(*args, architecture=architecture, **kwargs)
         nets = dict(channels=self.hparams.channels, hidden_dims=self.hparams.hidden_dims)
         features = build_features(architecture, self.data_shape, norm="batch", **nets)
