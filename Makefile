@@ -15,10 +15,10 @@ help: ## Show this help
 $(STAMP): pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -e '.[dev,inception]'
 	@touch $(STAMP)
 
-install: $(STAMP) ## Create .venv (if missing) and install genflow with its dev tools
+install: $(STAMP) ## Create .venv (if missing) and install genflow with its dev tools and the offline Inception
 
 demo: $(STAMP) ## Train a VAE on the embedded digits; write samples, reconstructions, test ELBO/IWAE
 	$(PY) experiments/demo.py

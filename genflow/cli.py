@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,9 @@ import torch
 from jsonargparse import Namespace
 from pytorch_lightning.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
 
-from genflow.callbacks.grids import save_samples
+from genflow.callbacks.grids import next_free, save_samples
+from genflow.metrics.evaluation import check_metrics, evaluate_model
+from genflow.metrics.features import build_extractor
 from genflow.models.base import GenerativeModel
 
 DEFAULTS = Path(__file__).resolve().parent.parent / "experiments" / "defaults.yaml"
@@ -42,13 +45,17 @@ class GenflowTrainer(pl.Trainer):
         nrow: int | None = None,
         output_dir: str | None = None,
         datamodule: pl.LightningDataModule | None = None,
+        weights_only: bool | None = None,
     ) -> tuple[Path, Path]:
         """Write `num_samples` draws from a checkpoint as a PNG grid and a tensor file (.pt).
+
+        `weights_only` is accepted so a run's config.yaml can be passed as it is; checkpoints
+        are always read with weights_only=True.
 
         Files go to `output_dir`, by default the `samples/` folder of the checkpoint's run;
         existing files are never overwritten.
         """
-        model.load_state_dict(read_checkpoint(ckpt_path)["state_dict"])
+        load_weights(model, read_checkpoint(ckpt_path), ckpt_path)
         model.to(self.strategy.root_device).eval()
         torch.manual_seed(seed)
         samples = model.sample(num_samples, temperature=temperature)
@@ -57,6 +64,106 @@ class GenflowTrainer(pl.Trainer):
         png, pt = save_samples(samples, out / f"sample-{num_samples}-T{temperature:g}.png", nrow)
         print(f"genflow sample: wrote {png} and {pt}")
         return png, pt
+
+    def evaluate(
+        self,
+        model: GenerativeModel,
+        datamodule: pl.LightningDataModule,
+        ckpt_path: str | None = None,
+        metrics: list[str] | None = None,
+        split: str = "test",
+        features: str = "lenet",
+        weights: str | None = None,
+        num_samples: int = 2000,
+        num_importance_samples: int | None = None,
+        batch_size: int = 250,
+        seed: int = 0,
+        output: str | None = None,
+        weights_only: bool | None = None,
+    ) -> Path:
+        """Compute `metrics` of a checkpoint on a split and write them as JSON.
+
+        Args:
+            metrics: any of bpd, nll (likelihood models), fid, kid, is, pr (images); default:
+                bpd and nll where the model has a likelihood, else fid.
+            split: "test" or "val".
+            features: feature extractor of fid/kid/is/pr: "lenet" or "inception".
+            weights: the LeNet file (experiments/train_lenet.py) or local Inception weights.
+            num_samples: generated samples compared with the split.
+            num_importance_samples: K of a VAE's IWAE bound (default: the model's own).
+            batch_size: samples drawn per model call.
+            seed: seed of the samples and of KID's subsets.
+            output: JSON path; default `<run>/evaluation.json` (never overwritten: -1, -2, ...).
+            weights_only: accepted so a run's config.yaml can be passed as it is; checkpoints
+                are always read with weights_only=True.
+        """
+        checkpoint = read_checkpoint(ckpt_path)
+        load_weights(model, checkpoint, ckpt_path)
+        model.to(self.strategy.root_device).eval()
+        if metrics is None:
+            metrics = ["bpd", "nll"] if model.has_likelihood else ["fid"]
+        if split not in ("test", "val"):
+            raise ValueError(f"split must be 'test' or 'val', got {split!r}.")
+        check_metrics(model, metrics, model.data_shape)
+        extractor = None
+        if set(metrics) - {"bpd", "nll"}:
+            extractor = build_extractor(features, weights)
+        datamodule.setup("test" if split == "test" else "validate")
+        loader = datamodule.test_dataloader() if split == "test" else datamodule.val_dataloader()
+        start = time.perf_counter()
+        torch.manual_seed(seed)
+        figures = evaluate_model(
+            model,
+            loader,
+            metrics,
+            extractor=extractor,
+            num_samples=num_samples,
+            batch_size=batch_size,
+            seed=seed,
+            num_importance_samples=num_importance_samples,
+        )
+        record = {
+            "checkpoint": str(Path(ckpt_path).resolve()),
+            "model": checkpoint.get("hyper_parameters", {}).get("_class_path")
+            or f"{type(model).__module__}.{type(model).__name__}",
+            "data": f"{type(datamodule).__module__}.{type(datamodule).__name__}",
+            "split": split,
+            "epoch": checkpoint.get("epoch"),
+            "global_step": checkpoint.get("global_step"),
+            "features": features if extractor is not None else None,
+            "weights": str(Path(weights).resolve()) if weights and extractor is not None else None,
+            "num_samples": num_samples if extractor is not None else None,
+            "seed": seed,
+            "metrics": figures,
+            "seconds": round(time.perf_counter() - start, 3),
+        }
+        run = Path(ckpt_path).resolve().parent.parent
+        path = next_free(Path(output) if output else run / "evaluation.json")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(record, indent=2) + "\n")
+        print(f"genflow evaluate: {json.dumps(figures)}\nwrote {path}")
+        return path
+
+
+def load_weights(model: GenerativeModel, checkpoint: dict, ckpt_path: str | None) -> None:
+    """Load a checkpoint's weights, explaining a model/data mismatch instead of listing keys.
+
+    LightningCLI rebuilds the model from the checkpoint's own hyperparameters, so a mismatch
+    comes from the data: the config's DataModule links another data shape into the model.
+    """
+    try:
+        model.load_state_dict(checkpoint["state_dict"])
+    except RuntimeError as err:
+        saved = checkpoint.get("hyper_parameters", {})
+        raise ValueError(
+            f"The weights in {ckpt_path} ({saved.get('_class_path', 'unknown model')}, data "
+            f"shape {tuple(saved.get('data_shape') or ())}) do not fit the "
+            f"{type(model).__name__} built from the config (data shape "
+            f"{tuple(model.data_shape)}): the config's data differs from the data the "
+            f"checkpoint was trained on. Pass the config of the run that wrote it "
+            f"(runs/<name>/<version>/config.yaml), or leave --config out to use the one next "
+            f"to the checkpoint. ({str(err).splitlines()[0]})"
+        ) from None
 
 
 class GenflowSaveConfig(SaveConfigCallback):
@@ -140,6 +247,18 @@ def model_args_from_checkpoint(ckpt_path: str | None) -> list[str]:
     return ["--model", json.dumps(model), "--data", json.dumps(data)]
 
 
+def run_config_of(ckpt_path: str | None) -> Path:
+    """The config.yaml of the run that wrote a checkpoint (runs/<name>/<version>/)."""
+    read_checkpoint(ckpt_path)  # a clear error for a missing or damaged file comes first
+    config = Path(ckpt_path).resolve().parent.parent / "config.yaml"
+    if not config.is_file():
+        raise FileNotFoundError(
+            f"No config.yaml next to the checkpoint's run folder ({config}). Pass --config with "
+            f"the `model:` and `data:` sections the checkpoint was trained with."
+        )
+    return config
+
+
 def _class_name(node: Any) -> str:
     path = node.get("class_path", "") if isinstance(node, (dict, Namespace)) else ""
     return str(path).rsplit(".", 1)[-1]
@@ -158,13 +277,16 @@ class GenflowCLI(LightningCLI):
     @staticmethod
     def subcommands() -> dict[str, set[str]]:
         commands = {k: v for k, v in LightningCLI.subcommands().items() if k != "predict"}
-        return {**commands, "sample": {"model", "datamodule"}}
+        return {**commands, "sample": {"model", "datamodule"}, "evaluate": {"model", "datamodule"}}
 
     def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
         args = list(sys.argv[1:] if args is None else args)
         given = {a.split("=")[0] for a in args}
         if args[:1] == ["sample"] and not given & {"-c", "--config", "--model", "-h", "--help"}:
             args += model_args_from_checkpoint(_option(args, "--ckpt_path"))
+        if args[:1] == ["evaluate"] and not given & {"-c", "--config", "--model", "-h", "--help"}:
+            # first, so that the options given on the command line override the run's config
+            args[1:1] = ["--config", str(run_config_of(_option(args, "--ckpt_path")))]
         self.config = parser.parse_args(args)
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
@@ -204,8 +326,9 @@ class GenflowCLI(LightningCLI):
                 f"genflow {self.subcommand}: no data given. Pass --config with a `data:` section "
                 f"(e.g. class_path: genflow.data.Digits)."
             )
-        if self.subcommand == "sample":
+        if self.subcommand in ("sample", "evaluate"):
             config.trainer.logger = False
+            config.trainer.callbacks = []
             return
         run = resolve_run_dir(config.run.root, self._run_name(config), config.run.version)
         self._guard_existing_run(run, config)

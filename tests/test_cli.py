@@ -109,7 +109,7 @@ def test_run_folder_holds_config_checkpoint_grids_metrics_and_wandb(trained_run)
         "reconstructions-epoch001.png",
     }
     metrics = json.loads((run_dir / "metrics.json").read_text())
-    assert {"train/loss", "val/elbo", "val/bpd"} <= set(metrics)
+    assert {"train/loss", "val/elbo", "val/elbo_bpd"} <= set(metrics)
     assert list((run_dir / "wandb").glob("offline-run-*")), "W&B should log offline by default"
     media = {p.name.split("_")[0] for p in (run_dir / "wandb").rglob("media/images/**/*.png")}
     assert media >= {"samples", "reconstructions"}  # the grids also went to W&B's image API
@@ -187,7 +187,7 @@ def test_test_subcommand_writes_elbo_and_iwae_into_the_run(trained_run, tmp_path
         ]
     )
     metrics = json.loads((run_dir / "metrics.json").read_text())
-    assert {"val/elbo", "val/bpd", "test/elbo", "test/iwae", "test/nll"} <= set(metrics)
+    assert {"val/elbo", "val/elbo_bpd", "test/elbo", "test/iwae", "test/nll"} <= set(metrics)
     assert metrics["test/iwae"] >= metrics["test/elbo"] - 1.0  # the tighter bound
     assert metrics["test/bpd"] == pytest.approx(-metrics["test/iwae"] / (64 * np.log(2)), rel=1e-4)
     assert (run_dir / "config-test.yaml").is_file()  # the fit config is kept

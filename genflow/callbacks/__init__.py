@@ -1,6 +1,7 @@
 """Thin Lightning adapters over the model contract: sample and reconstruction grids, metrics."""
 
 from genflow.callbacks.density import DensityGrid
+from genflow.callbacks.evaluation import FID, Likelihood
 from genflow.callbacks.grids import ReconstructionGrid, SampleGrid, save_samples
 from genflow.callbacks.interpolation import Interpolation
 from genflow.callbacks.metrics_file import MetricsFile
@@ -8,7 +9,9 @@ from genflow.callbacks.throughput import Throughput
 
 __all__ = [
     "DensityGrid",
+    "FID",
     "Interpolation",
+    "Likelihood",
     "MetricsFile",
     "ReconstructionGrid",
     "SampleGrid",

@@ -76,6 +76,15 @@ class GenerativeModel(pl.LightningModule):
     def latent_shape(self) -> tuple[int, ...]:
         raise NotImplementedError(f"{type(self).__name__} has no latent space.")
 
+    @property
+    def has_likelihood(self) -> bool:
+        """Whether `log_prob` is defined (exactly, or as the IWAE bound)."""
+        return type(self).log_prob is not GenerativeModel.log_prob
+
+    #: Whether validation already logs `val/bpd` and `val/nll` of `log_prob` (exact models do,
+    #: through `log_likelihood_metrics`); the `Likelihood` callback serves the others.
+    logs_likelihood_in_validation: bool = False
+
     # ---- helpers shared by the families ---------------------------------------------------
     @property
     def num_dims(self) -> int:

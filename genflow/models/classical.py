@@ -170,6 +170,8 @@ class _EpochFitModel(GenerativeModel):
     module without such parameters. Every update happens in place under no_grad.
     """
 
+    logs_likelihood_in_validation = True
+
     def __init__(self, data_shape, num_bits, num_classes, noise_seed: int) -> None:
         super().__init__(data_shape, num_bits, num_classes)
         self.automatic_optimization = False

@@ -71,6 +71,8 @@ class FlowModel(GenerativeModel):
         noise_seed: seed of the fixed evaluation noise (`hashed_uniform`).
     """
 
+    logs_likelihood_in_validation = True
+
     def __init__(
         self,
         data_shape: Sequence[int],

@@ -273,6 +273,8 @@ class _PixelModel(GenerativeModel):
     sub-step draws values (`_substeps`, `_draw`, `_noise_channels`).
     """
 
+    logs_likelihood_in_validation = True
+
     net: nn.Module
 
     def __init__(

@@ -175,11 +175,12 @@ class VAE(GenerativeModel):
         rec, kl = self.elbo_terms(x)
         elbo = rec - kl
         elbo_bpd = bits_per_dim(elbo, self.num_dims)
-        metrics = {"elbo": elbo, "kl": kl, "bpd": elbo_bpd}
-        if stage == "test":  # the tighter IWAE bound is worth its K decoder passes only here
+        metrics = {"elbo": elbo, "kl": kl, "elbo_bpd": elbo_bpd}
+        # The tighter IWAE bound is worth its K decoder passes only here; the `Likelihood`
+        # callback adds val/bpd and val/nll of it every N epochs where wanted.
+        if stage == "test":
             iwae = self.log_prob(x)
-            metrics |= {"iwae": iwae, "nll": -iwae, "elbo_bpd": elbo_bpd}
-            metrics["bpd"] = bits_per_dim(iwae, self.num_dims)
+            metrics |= {"iwae": iwae, "nll": -iwae, "bpd": bits_per_dim(iwae, self.num_dims)}
         self.log_example_means(stage, metrics, prog_bar=stage == "val")
 
     def validation_step(self, batch, batch_idx: int) -> None:
