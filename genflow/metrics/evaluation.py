@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import inspect
 import itertools
+import time
 from collections.abc import Iterable, Iterator, Sequence
 
 import torch
@@ -127,7 +128,8 @@ def evaluate_model(
     num_importance_samples: int | None = None,
     progress: bool = True,
 ) -> dict[str, float]:
-    """The chosen metrics of `model` on the images of `loader` (one process)."""
+    """The chosen metrics of `model` on the images of `loader` (one process); with sample
+    metrics also `samples_per_s`, the speed of `model.sample` alone."""
     data_shape = tuple(_images(next(iter(loader))).shape[1:])
     check_metrics(model, metrics, data_shape)
     was_training = model.training
@@ -154,9 +156,20 @@ def evaluate_model(
         if quality is not None:
             chunks = generate(model, num_samples, batch_size, seed)
             total = len(chunk_sizes(num_samples, batch_size))
-            for fake in tqdm(chunks, desc="samples", total=total, disable=not progress):
+            sampling = 0.0  # seconds spent in model.sample, features excluded
+            bar = tqdm(total=total, desc="samples", disable=not progress)
+            while True:
+                start = time.perf_counter()
+                fake = next(chunks, None)
+                if device.type == "cuda":
+                    torch.cuda.synchronize(device)
+                sampling += time.perf_counter() - start
+                if fake is None:
+                    break
                 quality.update(fake.to(device).clamp(0, 1), real=False)
-            out |= quality.compute()
+                bar.update()
+            bar.close()
+            out |= quality.compute() | {"samples_per_s": num_samples / sampling}
     finally:
         model.train(was_training)
     return out
