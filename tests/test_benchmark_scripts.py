@@ -57,7 +57,8 @@ def test_leaderboard_runs_end_to_end_and_writes_one_table(tmp_path):
     )
     assert rows["DCGAN"]["train_seconds"] < 60
     table = out.read_text()
-    assert table.count("\n| ") == 3  # header + two models
+    assert table.count("\n| ") == 4  # header, the training-images reference, two models
+    assert result["meta"]["reference_fid"] >= 0
     assert "| DCGAN | gan/dcgan_mnist10k.yaml |" in table and "| - |" in table
     saved = json.loads(out.with_suffix(".json").read_text())
     assert [r["name"] for r in saved["rows"]] == [r["name"] for r in result["rows"]]

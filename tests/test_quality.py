@@ -8,9 +8,10 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from ddp import GivenFeatures
 
 from genflow.data import Digits
-from genflow.metrics.features import FeatureExtractor, build_extractor
+from genflow.metrics.features import build_extractor
 from genflow.metrics.lenet import LeNet, accuracy, load_lenet, save_lenet, train_lenet
 from genflow.metrics.quality import (
     SampleQuality,
@@ -125,28 +126,11 @@ def test_canonical_order_depends_on_the_set_not_the_order():
     assert torch.equal(canonical_order(features), canonical_order(shuffled))
 
 
-class _Given(FeatureExtractor):
-    """A test extractor whose 'images' are already (B, F) features and (B, K) logits side by
-    side, to drive SampleQuality with known inputs."""
-
-    name = "given"
-
-    def __init__(self, num_features: int, num_classes: int | None = None) -> None:
-        super().__init__()
-        self.num_features, self.num_classes = num_features, num_classes
-
-    def features(self, x):
-        return x[:, : self.num_features]
-
-    def logits(self, x):
-        return x[:, self.num_features :]
-
-
 def test_inception_score_of_confident_uniform_classes_is_the_class_count():
     """IS = exp E KL(p(y|x) || p(y)): one-hot predictions spread evenly over 5 classes give 5;
     the same prediction everywhere gives 1."""
     logits = 50 * F.one_hot(torch.arange(100) % 5, 5).double()
-    quality = SampleQuality(_Given(2, 5), metrics=["is"], is_splits=1)
+    quality = SampleQuality(GivenFeatures(2, 5), metrics=["is"], is_splits=1)
     quality.update(torch.cat([torch.zeros(100, 2), logits], 1), real=False)
     assert quality.compute()["is"] == pytest.approx(5.0, rel=1e-6)
     quality.reset_fake()
@@ -155,7 +139,7 @@ def test_inception_score_of_confident_uniform_classes_is_the_class_count():
 
 
 def test_sample_quality_keeps_real_statistics_across_evaluations():
-    quality = SampleQuality(_Given(4), metrics=["fid", "kid", "pr"], kid_subset_size=50)
+    quality = SampleQuality(GivenFeatures(4), metrics=["fid", "kid", "pr"], kid_subset_size=50)
     real = gaussian(200, torch.zeros(4), torch.eye(4), seed=0).float()
     quality.update(real, real=True)
     quality.update(real, real=False)
@@ -174,9 +158,9 @@ def test_sample_quality_keeps_real_statistics_across_evaluations():
 
 def test_inception_score_needs_an_extractor_with_logits():
     with pytest.raises(ValueError, match="no classifier head"):
-        SampleQuality(_Given(4), metrics=["is"])
+        SampleQuality(GivenFeatures(4), metrics=["is"])
     with pytest.raises(ValueError, match="Unknown sample-quality metrics"):
-        SampleQuality(_Given(4), metrics=["fid", "sharpness"])
+        SampleQuality(GivenFeatures(4), metrics=["fid", "sharpness"])
 
 
 # ---- LeNet ------------------------------------------------------------------------------

@@ -13,28 +13,24 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import pytorch_lightning as pl
+from pytorch_lightning.trainer.states import TrainerFn
 from pytorch_lightning.utilities import rank_zero_info
 
+from genflow.callbacks.grids import _EveryNEpochs
 from genflow.metrics.evaluation import check_metrics, generate, log_prob
 from genflow.metrics.features import build_extractor
 from genflow.metrics.likelihood import LogLikelihood
 from genflow.metrics.quality import SampleQuality
 
 
-class _ValidationMetric(pl.Callback):
-    """Runs on validation epochs 0, N, 2N, ... (not in the sanity check or fast_dev_run)."""
-
-    def __init__(self, every_n_epochs: int) -> None:
-        if every_n_epochs < 1:
-            raise ValueError(f"every_n_epochs must be >= 1, got {every_n_epochs}.")
-        self.every_n_epochs = every_n_epochs
+class _ValidationMetric(_EveryNEpochs):
+    """Runs on the validation after epochs N, 2N, ... and the last one of a fit, and on every
+    `genflow validate`; never in the sanity check or a fast_dev_run."""
 
     def _due(self, trainer: pl.Trainer) -> bool:
-        return (
-            not trainer.sanity_checking
-            and not trainer.fast_dev_run
-            and trainer.current_epoch % self.every_n_epochs == 0
-        )
+        if trainer.sanity_checking or trainer.fast_dev_run:
+            return False
+        return trainer.state.fn != TrainerFn.FITTING or super()._due(trainer)
 
 
 class FID(_ValidationMetric):
