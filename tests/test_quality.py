@@ -158,7 +158,7 @@ def test_sample_quality_keeps_real_statistics_across_evaluations():
 
 def test_inception_score_needs_an_extractor_with_logits():
     with pytest.raises(ValueError, match="no classifier head"):
-        SampleQuality(GivenFeatures(4), metrics=["is"])
+        SampleQuality(GivenFeatures(4, num_classes=None), metrics=["is"])
     with pytest.raises(ValueError, match="Unknown sample-quality metrics"):
         SampleQuality(GivenFeatures(4), metrics=["fid", "sharpness"])
 
