@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP) ## Create .venv (if missing) and install genflow with its dev tools and the offline Inception
 
 demo: $(STAMP) ## Train a VAE on the embedded digits; write samples, reconstructions, test ELBO/IWAE
-	$(PY) experiments/demo.py
+	GENFLOW_OFFLINE=1 $(PY) experiments/demo.py
 
 test: $(STAMP) ## Run the whole test suite (CPU, offline)
 	WANDB_MODE=offline WANDB_SILENT=true $(PY) -m pytest -q $(PYTEST_ARGS)
