@@ -30,6 +30,7 @@ from genflow.models.base import GenerativeModel
 DEFAULTS = Path(__file__).resolve().parent.parent / "experiments" / "defaults.yaml"
 RUN_DIR_ENV = "GENFLOW_RUN_DIR"  # handed from the launching process to its DDP children
 DATA_LINKS = ("data_shape", "num_bits", "num_classes")
+CKPT_KEYWORDS = ("last", "best", "hpc")  # ckpt_path values Lightning resolves itself
 
 
 class GenflowTrainer(pl.Trainer):
@@ -105,6 +106,11 @@ class GenflowTrainer(pl.Trainer):
         if split not in ("test", "val"):
             raise ValueError(f"split must be 'test' or 'val', got {split!r}.")
         check_metrics(model, metrics, model.data_shape)
+        if num_samples < 1 or batch_size < 1:
+            raise ValueError(
+                f"num_samples and batch_size must be >= 1, got {num_samples} and {batch_size}. "
+                f"Pass e.g. --num_samples 2000 --batch_size 250."
+            )
         extractor = None
         if set(metrics) - {"bpd", "nll"}:
             extractor = build_extractor(features, weights)
@@ -223,7 +229,8 @@ def read_checkpoint(ckpt_path: str | None) -> dict:
         checkpoint["state_dict"]
     except Exception as err:  # torch raises many types for a damaged file
         raise ValueError(
-            f"Could not read the checkpoint {path.resolve()} ({type(err).__name__}: {err}). The "
+            f"Could not read the checkpoint {path.resolve()} ({type(err).__name__}: "
+            f"{str(err).strip().splitlines()[0] if str(err).strip() else ''}). The "
             f"file is truncated, corrupt or not a Lightning checkpoint; pick another one from "
             f"the run's checkpoints/ folder."
         ) from None
@@ -288,6 +295,34 @@ class GenflowCLI(LightningCLI):
             # first, so that the options given on the command line override the run's config
             args[1:1] = ["--config", str(run_config_of(_option(args, "--ckpt_path")))]
         self.config = parser.parse_args(args)
+
+    def _parse_ckpt_path(self) -> None:
+        """Lightning rebuilds the model from the checkpoint's hyperparameters: read the file
+        with a clear error first, and remember a config of another model family."""
+        self._other_family = None
+        subcommand = self.config.get("subcommand")
+        ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else None
+        if ckpt_path and ckpt_path not in CKPT_KEYWORDS and not ckpt_path.startswith("registry"):
+            saved = read_checkpoint(ckpt_path).get("hyper_parameters", {}).get("_class_path")
+            given = _class_name(self.config[subcommand].get("model"))
+            if saved and given and saved.rsplit(".", 1)[-1] != given:
+                self._other_family = (ckpt_path, saved, given)
+        super()._parse_ckpt_path()
+
+    def instantiate_classes(self) -> None:
+        try:
+            super().instantiate_classes()
+        except ValueError as err:
+            if not getattr(self, "_other_family", None):
+                raise
+            ckpt_path, saved, given = self._other_family
+            reason = next((ln.strip(" -") for ln in str(err).splitlines() if "  - " in ln), "")
+            raise ValueError(
+                f"The checkpoint {ckpt_path} holds a model of class {saved}, but the config "
+                f"builds {given}. A checkpoint restores its own model, which does not fit this "
+                f"config's data ({reason or str(err).splitlines()[0]}). Pass the config of the "
+                f"run that wrote it (runs/<name>/<version>/config.yaml)."
+            ) from None
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.add_argument("--run.root", type=str, default="runs", help="Folder of all runs.")
@@ -406,15 +441,19 @@ def _finish_wandb() -> None:
 
 
 # Mistakes a user can fix; the console script prints their message without a traceback.
-USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, NotImplementedError)
+USER_ERRORS = (
+    ValueError, FileNotFoundError, FileExistsError, NotImplementedError, FloatingPointError,
+)  # fmt: skip
 
 
 def main() -> None:
     """Entry point of the `genflow` console script (GENFLOW_TRACEBACK=1 shows tracebacks)."""
     try:
         cli()
-    except USER_ERRORS as err:
-        if os.environ.get("GENFLOW_TRACEBACK"):
+    except (*USER_ERRORS, ModuleNotFoundError) as err:
+        # a missing package is the user's to fix only where genflow names its install command
+        unexplained = isinstance(err, ModuleNotFoundError) and "pip install" not in str(err)
+        if os.environ.get("GENFLOW_TRACEBACK") or unexplained:
             raise
         sys.stderr.write(f"genflow: error: {err}\n(set GENFLOW_TRACEBACK=1 for the traceback)\n")
         sys.exit(2)

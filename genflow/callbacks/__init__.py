@@ -1,6 +1,7 @@
 """Thin Lightning adapters over the model contract: sample and reconstruction grids, metrics."""
 
 from genflow.callbacks.density import DensityGrid
+from genflow.callbacks.divergence import DivergenceGuard
 from genflow.callbacks.evaluation import FID, Likelihood
 from genflow.callbacks.grids import ReconstructionGrid, SampleGrid, save_samples
 from genflow.callbacks.interpolation import Interpolation
@@ -9,6 +10,7 @@ from genflow.callbacks.throughput import Throughput
 
 __all__ = [
     "DensityGrid",
+    "DivergenceGuard",
     "FID",
     "Interpolation",
     "Likelihood",
