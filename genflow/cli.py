@@ -313,10 +313,13 @@ class GenflowCLI(LightningCLI):
         try:
             super().instantiate_classes()
         except ValueError as err:
+            # jsonargparse wraps a model's own message in its report on every Union subtype
+            reason = next((ln.strip(" -") for ln in str(err).splitlines() if "  - " in ln), "")
             if not getattr(self, "_other_family", None):
+                if reason and str(err).startswith("Does not validate"):
+                    raise ValueError(reason) from None
                 raise
             ckpt_path, saved, given = self._other_family
-            reason = next((ln.strip(" -") for ln in str(err).splitlines() if "  - " in ln), "")
             raise ValueError(
                 f"The checkpoint {ckpt_path} holds a model of class {saved}, but the config "
                 f"builds {given}. A checkpoint restores its own model, which does not fit this "

@@ -46,18 +46,18 @@ def test_leaderboard_runs_end_to_end_and_writes_one_table(tmp_path):
     out = tmp_path / "board.md"
     result = leaderboard.main([
         "--images", str(images), "--labels", str(labels), "--minutes", "0.02",
-        "--num-samples", "40", "--lenet", str(lenet), "--only", "PPCA (64),DCGAN",
+        "--num-samples", "40", "--lenet", str(lenet), "--only", "PPCA (64),DCGAN,WGAN-GP",
         "--out", str(out),
     ])  # fmt: skip
     rows = {r["name"]: r for r in result["rows"]}
-    assert set(rows) == {"PPCA (64)", "DCGAN"}
+    assert set(rows) == {"PPCA (64)", "DCGAN", "WGAN-GP"}
     assert "bpd" in rows["PPCA (64)"] and "bpd" not in rows["DCGAN"]
     assert all(
         r["fid"] > 0 and r["samples_per_s"] > 0 and r["parameters"] > 0 for r in rows.values()
     )
     assert rows["DCGAN"]["train_seconds"] < 60
     table = out.read_text()
-    assert table.count("\n| ") == 4  # header, the training-images reference, two models
+    assert table.count("\n| ") == 5  # header, the training-images reference, three models
     assert result["meta"]["reference_fid"] >= 0
     assert "| DCGAN | gan/dcgan_mnist10k.yaml |" in table and "| - |" in table
     saved = json.loads(out.with_suffix(".json").read_text())

@@ -43,8 +43,17 @@ class LoadImage:
         self.image_size, self.channels, self.crop_size = image_size, channels, crop_size
 
     def __call__(self, path: str | Path) -> Tensor:
-        with Image.open(path) as image:
-            image = image.convert("L" if self.channels == 1 else "RGB")
+        try:
+            with Image.open(path) as image:
+                image = image.convert("L" if self.channels == 1 else "RGB")
+        except FileNotFoundError:
+            raise
+        except (OSError, SyntaxError) as err:  # PIL's errors for unreadable or truncated files
+            raise ValueError(
+                f"Cannot read {Path(path).resolve()} as an image ({type(err).__name__}: {err}). "
+                f"The file is damaged or not an image despite its name; remove it from the "
+                f"folder or replace it with a readable copy."
+            ) from None
         if self.crop_size is not None:
             image = TF.center_crop(image, [self.crop_size])
         image = TF.resize(image, self.image_size, antialias=True)

@@ -118,6 +118,7 @@ class AE(GenerativeModel):
         self, num_samples: int, *, labels: Tensor | None = None, temperature: float = 1.0
     ) -> Tensor:
         """Decode z ~ N(m, temperature^2 S), the Gaussian fitted to the training latents."""
+        self.check_sample_args(num_samples, labels)
         if not bool(self.latent_fitted):
             raise RuntimeError(
                 f"{type(self).__name__}.sample() needs the latent Gaussian, which is fitted "

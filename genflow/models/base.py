@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 import random
 from collections.abc import Mapping, Sequence
 
@@ -85,6 +86,9 @@ class GenerativeModel(pl.LightningModule):
     #: through `log_likelihood_metrics`); the `Likelihood` callback serves the others.
     logs_likelihood_in_validation: bool = False
 
+    #: Whether `sample` honours class labels; families that learn p(x | y) set it.
+    conditional: bool = False
+
     # ---- helpers shared by the families ---------------------------------------------------
     @property
     def num_dims(self) -> int:
@@ -94,6 +98,21 @@ class GenerativeModel(pl.LightningModule):
     def bits_per_dim(self, x: Tensor) -> Tensor:
         """(B,) bits per dimension, -log_prob(x) / (D ln 2)."""
         return bits_per_dim(self.log_prob(x), self.num_dims)
+
+    def check_sample_args(self, num_samples: int, labels: Tensor | None = None) -> None:
+        """Fail clearly on a sample count below 1, or on labels that the model would ignore."""
+        bad = isinstance(num_samples, bool) or not isinstance(num_samples, numbers.Integral)
+        if bad or num_samples < 1:
+            raise ValueError(
+                f"num_samples must be a whole number >= 1, got {num_samples!r}. Ask for at "
+                f"least one sample (CLI: --num_samples 64)."
+            )
+        if labels is not None and not self.conditional:
+            raise ValueError(
+                f"{type(self).__name__} is unconditional: it learns p(x) without classes, so it "
+                f"cannot sample given labels. Leave labels out, or train a class-conditional "
+                f"model (ConditionalGAN, or a PixelCNN family with conditional: true)."
+            )
 
     def check_batch(self, x: Tensor) -> None:
         """Fail clearly when a batch does not have the shape the model was built for."""

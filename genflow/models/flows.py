@@ -179,6 +179,7 @@ class FlowModel(GenerativeModel):
     ) -> Tensor:
         """decode(z), z ~ prior scaled by `temperature`: exact draws of the discrete data at
         T = 1 (the dequantized draw u falls into the bin of the value returned)."""
+        self.check_sample_args(num_samples, labels)
         shape = (num_samples, *self.latent_shape)
         if self.prior == "logistic":
             z = standard_logistic_sample(shape, device=self.device)

@@ -369,6 +369,7 @@ class GAN(GenerativeModel):
         self, num_samples: int, *, labels: Tensor | None = None, temperature: float = 1.0
     ) -> Tensor:
         """G(z) for z ~ N(0, temperature^2 I) drawn from the global RNG, in the data space."""
+        self.check_sample_args(num_samples, labels)
         z = temperature * torch.randn(num_samples, self.latent_dim, device=self.device)
         return self.decode(z, labels)
 
@@ -565,6 +566,8 @@ class ConditionalGAN(GAN):
         embed_dim: size of the generator's class embedding.
     """
 
+    conditional = True
+
     def __init__(self, *args, embed_dim: int = 32, **kwargs) -> None:
         self.embed_dim = embed_dim
         super().__init__(*args, **kwargs)
@@ -598,6 +601,7 @@ class ConditionalGAN(GAN):
     def sample(
         self, num_samples: int, *, labels: Tensor | None = None, temperature: float = 1.0
     ) -> Tensor:
+        self.check_sample_args(num_samples)
         if labels is None:
             labels = torch.arange(num_samples, device=self.device) % self.num_classes
         labels = torch.as_tensor(labels, device=self.device).long()

@@ -364,6 +364,7 @@ class _PixelModel(GenerativeModel):
             raise ValueError(f"sampler must be 'fast' or 'sequential', got {sampler!r}.")
         if not temperature > 0:
             raise ValueError(f"temperature must be > 0, got {temperature}.")
+        self.check_sample_args(num_samples, labels)
         y = self._sample_labels(num_samples, labels)
         C, H, W = self.data_shape
         noise = torch.rand(num_samples, self._noise_channels, H, W, device=self.device)

@@ -122,6 +122,7 @@ class VAE(GenerativeModel):
     ) -> Tensor:
         """Decoder means at z ~ N(0, temperature^2 I) for images (the usual picture of a VAE);
         draws from p(x|z) for continuous vector data, whose noise is part of the model."""
+        self.check_sample_args(num_samples, labels)
         z = temperature * torch.randn(num_samples, self.latent_dim, device=self.device)
         if self.num_bits is None:
             return self.likelihood.sample(self.decoder(z))
@@ -135,9 +136,12 @@ class VAE(GenerativeModel):
         through the decoder in chunks of max(1, max_rows // B) samples of the whole batch, so any
         K fits in memory; memory grows with max(max_rows, B) rows.
         """
-        K = num_samples or self.num_importance_samples
+        K = self.num_importance_samples if num_samples is None else num_samples
         if K < 1:
-            raise ValueError(f"num_samples (K) must be >= 1, got {K}.")
+            raise ValueError(
+                f"The IWAE bound needs K >= 1 importance samples, got K = {K}. Pass "
+                f"num_importance_samples >= 1 (e.g. 100, or 5000 for published figures)."
+            )
         was_training = self.training
         self.eval()
         try:
