@@ -188,6 +188,17 @@ class _EpochFitModel(GenerativeModel):
         """The per-epoch log-likelihoods, which every DDP rank must agree on."""
         return {"log_likelihoods": list(self.log_likelihoods)}
 
+    # ---- checkpoints: a resumed fit keeps the per-epoch likelihood history -------------------
+    # (The fitted quantities and `initialized` are in the state_dict. Checkpoints are written at
+    # epoch ends, after the update, so no partial statistics are pending.)
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        super().on_save_checkpoint(checkpoint)
+        checkpoint["em_state"] = {"log_likelihoods": list(self.log_likelihoods)}
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        super().on_load_checkpoint(checkpoint)
+        self.log_likelihoods = list(checkpoint.get("em_state", {}).get("log_likelihoods", []))
+
     # ---- data -------------------------------------------------------------------------------
     @property
     def _log_bin_volume(self) -> float:
@@ -353,6 +364,7 @@ class GMM(_EpochFitModel):
         self, num_samples: int, *, labels: Tensor | None = None, temperature: float = 1.0
     ) -> Tensor:
         """Component k ~ pi, then x ~ N(mu_k, T^2 Sigma_k); discrete data is quantized."""
+        self.check_sample_args(num_samples, labels)
         weights, means, cov = self._params()
         k = torch.multinomial(weights.float(), num_samples, replacement=True)  # (N,)
         eps = temperature * torch.randn(num_samples, means.shape[1], dtype=means.dtype)
@@ -483,6 +495,7 @@ class PPCA(_EpochFitModel):
         self, num_samples: int, *, labels: Tensor | None = None, temperature: float = 1.0
     ) -> Tensor:
         """x = W z + mu + sigma eps with z, eps ~ N(0, T^2 I); discrete data is quantized."""
+        self.check_sample_args(num_samples, labels)
         mean, W, sigma2 = self._params()
         z = temperature * torch.randn(num_samples, W.shape[1], dtype=W.dtype).to(W.device)
         eps = temperature * torch.randn(num_samples, W.shape[0], dtype=W.dtype).to(W.device)
