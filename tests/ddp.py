@@ -33,6 +33,7 @@ run = cli([a for a in sys.argv[1:] if a != "--ddp-test"])
 rank = run.trainer.global_rank
 torch.save({k: v.cpu() for k, v in run.model.state_dict().items()}, f"rank{rank}.pt")
 record = dict(getattr(run.model, "ddp_record", {}))
+record["rng_draw"] = torch.rand(4)  # where this rank's global random stream ended up
 if test:
     run.trainer.test(run.model, datamodule=run.datamodule, verbose=False)
     record["test_metrics"] = {k: v.item() for k, v in run.trainer.callback_metrics.items()}
@@ -44,7 +45,8 @@ def run_ddp_fit(
     tmp_path: Path, config: str, *extra: str, test: bool = False, timeout: int = 300
 ) -> list[dict]:
     """Fit `config` (relative to the repository root) on 2 CPU processes for 1 short epoch;
-    return [{"state": state_dict, "record": ddp_record}] for rank 0 and rank 1."""
+    return [{"state": state_dict, "record": ddp_record}] for rank 0 and rank 1. The record
+    also holds `rng_draw`, four numbers each rank drew from its global stream after the fit."""
     (tmp_path / "ddp_fit.py").write_text(SCRIPT)
     args = ["fit", "--config", str(ROOT / config),
             "--trainer.accelerator", "cpu", "--trainer.devices", "2", "--trainer.strategy", "ddp",

@@ -10,7 +10,6 @@ import math
 import pytest
 import pytorch_lightning as pl
 import torch
-from ddp import assert_identical_parameters, run_ddp_fit
 
 from genflow.data import Digits
 from genflow.models import GatedPixelCNN, PixelCNN, PixelCNNPlusPlus
@@ -494,7 +493,3 @@ def test_clear_errors_for_data_the_models_cannot_take():
         binary.log_prob(torch.zeros(2, 1, 6, 6))
 
 
-@pytest.mark.slow
-def test_gated_pixelcnn_ddp_two_processes_leave_identical_parameters(tmp_path):
-    ranks = run_ddp_fit(tmp_path, "experiments/pixelcnn/digits.yaml")
-    assert_identical_parameters(ranks)

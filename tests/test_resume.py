@@ -17,43 +17,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from families import FAMILIES
 from test_cli import QUIET, data_overrides
 
 from genflow.cli import cli
 
 ROOT = Path(__file__).resolve().parent.parent
-TINY_PIXELCNNPP = [
-    "--model", "genflow.models.PixelCNNPlusPlus", "--model.init_args.filters", "8",
-    "--model.init_args.num_resnet", "1", "--model.init_args.num_mixtures", "2",
-    "--model.init_args.dropout", "0.0",
-]  # fmt: skip
-TINY_PIXELCNN = [
-    "--model.init_args.hidden_channels", "8", "--model.init_args.num_blocks", "1",
-    "--model.init_args.head_channels", "8",
-]  # fmt: skip
-# Batch 8 gives the 36 tiny MNIST training images 5 batches, so 3 per epoch are 3 real steps.
-MNIST_BATCH = ["--data.init_args.batch_size", "8"]
-# (config, extra fit arguments): one config of every model class genflow has
-FAMILIES = {
-    "AE": ("ae/digits.yaml", []),
-    "DenoisingAE": ("ae/digits_denoising.yaml", []),
-    "VAE": ("vae/digits.yaml", []),
-    "GAN": ("gan/dcgan_mnist.yaml", [*MNIST_BATCH, "--model.init_args.ema_decay", "0.9"]),
-    # 3 steps an epoch and n_critic 5: the stop falls inside the cycle, the G step after it
-    "WGAN": ("gan/wgan_mnist.yaml", MNIST_BATCH),
-    "WGANGP": ("gan/wgangp_mnist.yaml", MNIST_BATCH),
-    "ConditionalGAN": ("gan/cgan_mnist.yaml", MNIST_BATCH),
-    "BiGAN": ("gan/bigan_mnist.yaml", MNIST_BATCH),
-    "CouplingFlow": ("flows/coupling_moons.yaml", []),
-    "NICE": ("flows/nice_mnist.yaml", [*MNIST_BATCH, "--model.init_args.hidden_dims", "[16]"]),
-    "RealNVP": ("flows/realnvp_digits.yaml", []),
-    "GMM": ("classical/gmm_digits.yaml", []),
-    # EM carries state from epoch to epoch (the closed form recomputes the same solution)
-    "PPCA": ("classical/ppca_digits.yaml", ["--model.init_args.method", "em"]),
-    "PixelCNN": ("pixelcnn/mnist_binary.yaml", [*MNIST_BATCH, *TINY_PIXELCNN]),
-    "GatedPixelCNN": ("pixelcnn/digits.yaml", []),
-    "PixelCNNPlusPlus": ("pixelcnn/digits.yaml", TINY_PIXELCNNPP),
-}
 STEPS_PER_EPOCH = 3
 FIT = [
     "--trainer.limit_train_batches", str(STEPS_PER_EPOCH), "--trainer.limit_val_batches", "1",

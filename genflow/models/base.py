@@ -177,6 +177,18 @@ class GenerativeModel(pl.LightningModule):
         metrics = {"bpd": bits_per_dim(log_p, self.num_dims), "nll": -log_p}
         self.log_example_means(stage, metrics, prog_bar=stage == "val")
 
+    # ---- DDP: each rank draws its own training noise --------------------------------------
+    def on_fit_start(self) -> None:
+        """Give each DDP rank its own random stream. seed_everything seeds every rank alike
+        (and a resumed run restores rank 0's RNG state on every rank), so the ranks would
+        otherwise draw identical reparameterization noise, dequantization noise, dynamic
+        binarizations and dropout masks on their different batches. All ranks draw one number
+        from their identical streams and reseed with it plus their rank: reproducible, and a
+        single process is left untouched."""
+        if self.trainer.world_size > 1:
+            base = int(torch.randint(2**62, (1,)))
+            torch.manual_seed(base + self.global_rank)
+
     # ---- checkpoints: resume draws exactly the random numbers an uninterrupted run would ----
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["rng_states"] = {
