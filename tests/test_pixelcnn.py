@@ -491,5 +491,3 @@ def test_clear_errors_for_data_the_models_cannot_take():
         binary.log_prob(torch.full((2, 1, 8, 8), 0.5))  # 8-bit data into a binary model
     with pytest.raises(ValueError, match="shape"):
         binary.log_prob(torch.zeros(2, 1, 6, 6))
-
-
