@@ -228,11 +228,15 @@ def read_checkpoint(ckpt_path: str | None) -> dict:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
         checkpoint["state_dict"]
     except Exception as err:  # torch raises many types for a damaged file
+        # torch's text for a file it refuses to unpickle says it "can still be loaded" with
+        # weights_only=False, which would run code from an untrusted file: not passed on
+        first = str(err).strip().splitlines()[0] if str(err).strip() else ""
+        weights_only = "weights only" in first.lower().replace("_", " ")
+        detail = "it holds more than weights and tensors" if weights_only else first
         raise ValueError(
-            f"Could not read the checkpoint {path.resolve()} ({type(err).__name__}: "
-            f"{str(err).strip().splitlines()[0] if str(err).strip() else ''}). The "
-            f"file is truncated, corrupt or not a Lightning checkpoint; pick another one from "
-            f"the run's checkpoints/ folder."
+            f"Could not read the checkpoint {path.resolve()} ({type(err).__name__}: {detail}). "
+            f"The file is truncated, corrupt or not a Lightning checkpoint; pick another one "
+            f"from the run's checkpoints/ folder."
         ) from None
     return checkpoint
 
