@@ -400,9 +400,15 @@ class GenflowCLI(LightningCLI):
             )
 
     def _place_loggers(self, config: Namespace, run: Path) -> None:
+        modes = ("offline", "online", "disabled", "dryrun", "run")
+        for given, source in ((config.run.wandb, "--run.wandb"),
+                              (os.environ.get("WANDB_MODE"), "WANDB_MODE")):  # fmt: skip
+            if given is not None and given not in modes:
+                raise ValueError(
+                    f"{source} must be offline, online or disabled, got {given!r}. W&B logs "
+                    f"offline by default; --run.wandb online uploads as the run goes."
+                )
         mode = os.environ.get("WANDB_MODE", config.run.wandb)
-        if mode not in ("offline", "online", "disabled", "dryrun", "run"):
-            raise ValueError(f"--run.wandb must be offline, online or disabled, got {mode!r}.")
         loggers = _as_list(config.trainer.logger)
         for logger in loggers:
             args, kind = logger.init_args, _class_name(logger)

@@ -128,7 +128,6 @@ def typo_in_init_argument(c: Case) -> str:
 
 @case(r"--run\.wandb must be offline, online or disabled, got 'yes'")
 def unknown_wandb_mode(c: Case) -> str:
-    c.monkeypatch.delenv("WANDB_MODE", raising=False)  # the environment would win
     args = c.fit_args("vae/digits.yaml", "--trainer.fast_dev_run", "true")
     return c.fails(ValueError, lambda: cli([*args, "--run.wandb", "yes"]))
 
