@@ -29,6 +29,7 @@ import argparse
 import copy
 import inspect
 import json
+import math
 import time
 from pathlib import Path
 
@@ -118,10 +119,27 @@ def run_entry(args, name: str, config: str, overrides: dict, lenet) -> dict:
         [], max_time={"seconds": args.minutes * 60}, max_epochs=max_epochs
     )
     start = time.perf_counter()
-    trainer.fit(model, train_dataloaders=data.train_dataloader())
-    if hasattr(model, "fit_latent_gaussian"):  # the AE's sampler, on the final weights
+    row = {
+        "name": name,
+        "config": config,
+        "overrides": overrides,
+        "model": type(model).__name__,
+        "parameters": sum(p.numel() for p in model.parameters()),
+    }
+    try:
+        trainer.fit(model, train_dataloaders=data.train_dataloader())
+    except FloatingPointError as err:  # a diverged model is a result, not a crash of the board
+        row["diverged"] = str(err).split(". ")[0]
+    if hasattr(model, "fit_latent_gaussian") and "diverged" not in row:  # the AE's sampler
         model.fit_latent_gaussian(data.train_dataloader())
-    train_seconds = time.perf_counter() - start
+    row |= {
+        "train_seconds": time.perf_counter() - start,
+        "epochs": (trainer.fit_loop.total_batch_idx + 1) / trainer.num_training_batches,
+        "steps": trainer.global_step,
+        "iwae_k": None,
+    }
+    if "diverged" in row:
+        return row
     metrics = (["bpd"] if model.has_likelihood else []) + ["fid"]
     k = args.iwae_k if "num_samples" in inspect.signature(model.log_prob).parameters else None
     evaluation_start = time.perf_counter()
@@ -131,19 +149,7 @@ def run_entry(args, name: str, config: str, overrides: dict, lenet) -> dict:
             num_samples=args.num_samples, batch_size=250, seed=0,
             num_importance_samples=k, progress=False,
         )  # fmt: skip
-    return {
-        "name": name,
-        "config": config,
-        "overrides": overrides,
-        "model": type(model).__name__,
-        "parameters": sum(p.numel() for p in model.parameters()),
-        "train_seconds": train_seconds,
-        "epochs": (trainer.fit_loop.total_batch_idx + 1) / trainer.num_training_batches,
-        "steps": trainer.global_step,
-        "iwae_k": k,
-        "eval_seconds": time.perf_counter() - evaluation_start,
-        **figures,
-    }
+    return row | {"iwae_k": k, "eval_seconds": time.perf_counter() - evaluation_start} | figures
 
 
 def table(rows: list[dict], meta: dict) -> str:
@@ -158,15 +164,19 @@ def table(rows: list[dict], meta: dict) -> str:
         "|---|---|---:|---:|---:|---:|---:|---:|",
         f"| *training images (reference)* | - | - | - | - | - | {meta['reference_fid']:.2f} | - |",
     ]
-    for r in sorted(rows, key=lambda r: r["fid"]):
+    for r in sorted(rows, key=lambda r: r.get("fid", math.inf)):
         bpd = "-"
         if "bpd" in r:
             bpd = f"{r['bpd']:.3f}" + (f" (IWAE K={r['iwae_k']})" if r["iwae_k"] else "")
         config = r["config"] + "".join(f", {k}={v}" for k, v in r["overrides"].items())
+        fid, speed = (
+            (f"{r['fid']:.2f}", f"{r['samples_per_s']:,.0f}")
+            if "fid" in r
+            else (f"diverged: {r['diverged']}", "-")
+        )
         lines.append(
             f"| {r['name']} | {config} | {r['parameters'] / 1e6:.2f} M | "
-            f"{r['train_seconds'] / 60:.1f} min | {r['epochs']:.1f} | "
-            f"{bpd} | {r['fid']:.2f} | {r['samples_per_s']:,.0f} |"
+            f"{r['train_seconds'] / 60:.1f} min | {r['epochs']:.1f} | {bpd} | {fid} | {speed} |"
         )
     return "\n".join(lines) + "\n"
 
