@@ -67,3 +67,20 @@ def test_leaderboard_runs_end_to_end_and_writes_one_table(tmp_path):
         "--num-samples", "20", "--lenet", str(lenet), "--only", "PPCA (64)", "--out", str(out),
     ])  # fmt: skip
     assert out.read_text() == table and (tmp_path / "board-1.md").exists()  # never overwritten
+
+
+def test_leaderboard_table_lists_a_diverged_model_last_with_its_step():
+    rows = [
+        {"name": "NICE", "config": "flows/nice_mnist.yaml", "overrides": {}, "parameters": 5e6,
+         "train_seconds": 30, "epochs": 0.5, "iwae_k": None,
+         "diverged": "NICE: the training NLL is not finite at step 58"},
+        {"name": "PPCA", "config": "classical/ppca_mnist.yaml", "overrides": {"method": "em"},
+         "parameters": 5e4, "train_seconds": 6, "epochs": 1.0, "iwae_k": None, "bpd": 1.25,
+         "fid": 300.0, "samples_per_s": 2e4},
+    ]  # fmt: skip
+    meta = {"minutes": 3, "threads": 1, "cpu": "x86_64", "cpu_count": 2, "torch": "2",
+            "num_samples": 2000, "lenet_test_accuracy": 0.99, "reference_fid": 120.0}  # fmt: skip
+    lines = leaderboard.table(rows, meta).splitlines()
+    assert lines[-2].startswith("| PPCA | classical/ppca_mnist.yaml, method=em | 0.05 M |")
+    assert "| 1.250 | 300.00 | 20,000 |" in lines[-2]
+    assert "diverged: NICE: the training NLL is not finite at step 58 | - |" in lines[-1]
