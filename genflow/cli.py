@@ -215,8 +215,8 @@ def _option(args: list[str], name: str) -> str | None:
     return None
 
 
-def read_checkpoint(ckpt_path: str | None) -> dict:
-    """Load a Lightning checkpoint on CPU with clear errors for a missing or damaged file."""
+def checkpoint_file(ckpt_path: str | None) -> Path:
+    """The path of an existing checkpoint file, or a clear error."""
     path = Path(ckpt_path or "")
     if not ckpt_path or not path.is_file():
         raise FileNotFoundError(
@@ -224,6 +224,12 @@ def read_checkpoint(ckpt_path: str | None) -> dict:
             f"--ckpt_path with a .ckpt file written by `genflow fit` (they are in "
             f"runs/<name>/<version>/checkpoints/, e.g. last.ckpt)."
         )
+    return path
+
+
+def read_checkpoint(ckpt_path: str | None) -> dict:
+    """Load a Lightning checkpoint on CPU with clear errors for a missing or damaged file."""
+    path = checkpoint_file(ckpt_path)
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
         checkpoint["state_dict"]
@@ -260,8 +266,8 @@ def model_args_from_checkpoint(ckpt_path: str | None) -> list[str]:
 
 def run_config_of(ckpt_path: str | None) -> Path:
     """The config.yaml of the run that wrote a checkpoint (runs/<name>/<version>/)."""
-    read_checkpoint(ckpt_path)  # a clear error for a missing or damaged file comes first
-    config = Path(ckpt_path).resolve().parent.parent / "config.yaml"
+    # only whether it exists: the file is read (with a clear error if damaged) once parsed
+    config = checkpoint_file(ckpt_path).resolve().parent.parent / "config.yaml"
     if not config.is_file():
         raise FileNotFoundError(
             f"No config.yaml next to the checkpoint's run folder ({config}). Pass --config with "
