@@ -33,11 +33,20 @@ def kl_normal(mu: Tensor, logvar: Tensor) -> Tensor:
     return 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar).flatten(1).sum(1)
 
 
-def reparameterize(mu: Tensor, logvar: Tensor, num_samples: int | None = None) -> Tensor:
-    """z = mu + sigma * eps, eps ~ N(0, I); with num_samples, a leading axis (K, B, ...)."""
+def reparameterize(
+    mu: Tensor, logvar: Tensor, num_samples: int | None = None, eps: Tensor | None = None
+) -> Tensor:
+    """z = mu + sigma * eps, eps ~ N(0, I); with num_samples, a leading axis (K, B, ...).
+
+    `eps` of that shape, when given, is used instead of a fresh draw (fixed evaluation noise).
+    """
     std = torch.exp(0.5 * logvar)
     shape = mu.shape if num_samples is None else (num_samples, *mu.shape)
-    return mu + std * torch.randn(shape, dtype=mu.dtype, device=mu.device)
+    if eps is None:
+        eps = torch.randn(shape, dtype=mu.dtype, device=mu.device)
+    elif eps.shape != shape:
+        raise ValueError(f"eps has shape {tuple(eps.shape)}; reparameterize needs {tuple(shape)}.")
+    return mu + std * eps
 
 
 def standard_normal_log_prob(z: Tensor) -> Tensor:

@@ -4,7 +4,8 @@ Lightning's DDP launcher re-runs the launching script for rank 1, so the script 
 both ranks: each saves its final parameters (`rank<r>.pt`) and whatever the model recorded in
 an optional `ddp_record` dict attribute (`record<r>.pt`), for tests to compare. With
 `test=True` it then runs `trainer.test` on the fitted model and records the logged metrics
-under `record["test_metrics"]`.
+under `record["test_metrics"]`; with `validate=True`, `trainer.validate` of the last checkpoint
+under `record["val_metrics"]`.
 """
 
 from __future__ import annotations
@@ -28,33 +29,49 @@ ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = """
 import sys, torch
 from genflow.cli import cli
-test = "--ddp-test" in sys.argv
-run = cli([a for a in sys.argv[1:] if a != "--ddp-test"])
+flags = {"--ddp-test", "--ddp-validate"}
+run = cli([a for a in sys.argv[1:] if a not in flags])
 rank = run.trainer.global_rank
 torch.save({k: v.cpu() for k, v in run.model.state_dict().items()}, f"rank{rank}.pt")
 record = dict(getattr(run.model, "ddp_record", {}))
 record["rng_draw"] = torch.rand(4)  # where this rank's global random stream ended up
-if test:
+if "--ddp-test" in sys.argv:
     run.trainer.test(run.model, datamodule=run.datamodule, verbose=False)
     record["test_metrics"] = {k: v.item() for k, v in run.trainer.callback_metrics.items()}
+if "--ddp-validate" in sys.argv:  # the whole validation split, from rank 0's last checkpoint
+    checkpoint = run.trainer.checkpoint_callback.last_model_path
+    run.trainer.limit_val_batches = 1.0
+    run.trainer.validate(run.model, datamodule=run.datamodule, ckpt_path=checkpoint, verbose=False)
+    metrics = run.trainer.callback_metrics
+    record["val_metrics"] = {k: v.item() for k, v in metrics.items() if k.startswith("val/")}
+    record["checkpoint"] = checkpoint
 torch.save(record, f"record{rank}.pt")
 """
 
 
 def run_ddp_fit(
-    tmp_path: Path, config: str, *extra: str, test: bool = False, timeout: int = 300
+    tmp_path: Path,
+    config: str,
+    *extra: str,
+    test: bool = False,
+    validate: bool = False,
+    timeout: int = 300,
 ) -> list[dict]:
     """Fit `config` (relative to the repository root) on 2 CPU processes for 1 short epoch;
     return [{"state": state_dict, "record": ddp_record}] for rank 0 and rank 1. The record
-    also holds `rng_draw`, four numbers each rank drew from its global stream after the fit."""
+    also holds `rng_draw`, four numbers each rank drew from its global stream after the fit.
+    With `validate=True` both ranks then validate rank 0's last checkpoint on the whole
+    validation split: `record["val_metrics"]` and `record["checkpoint"]` (its path)."""
     (tmp_path / "ddp_fit.py").write_text(SCRIPT)
     args = ["fit", "--config", str(ROOT / config),
             "--trainer.accelerator", "cpu", "--trainer.devices", "2", "--trainer.strategy", "ddp",
             "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "4",
             "--trainer.limit_val_batches", "2", "--trainer.enable_progress_bar", "false",
             "--run.wandb", "disabled", *extra]  # fmt: skip
-    if test:  # the fit's logger is finished when cli() returns, so the test stage logs nowhere
-        args += ["--ddp-test", "--trainer.logger", "false"]
+    # the fit's logger is finished when cli() returns, so a later stage logs nowhere
+    if test or validate:
+        args += ["--trainer.logger", "false"]
+    args += ["--ddp-test"] * test + ["--ddp-validate"] * validate
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PL_DISABLE_FORK": "1"}
     result = subprocess.run(
         [sys.executable, "ddp_fit.py", *args], cwd=tmp_path, env=env,

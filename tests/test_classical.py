@@ -19,7 +19,7 @@ from genflow.models.classical import (
     kmeans_plusplus,
     ppca_max_log_likelihood,
 )
-from genflow.nn.flows import fixed_dequantize
+from genflow.nn.noise import fixed_dequantize
 
 MEANS = torch.tensor([[-4.0, 0.0], [0.0, 4.0], [4.0, -1.0]])
 COVS = torch.tensor(

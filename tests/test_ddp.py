@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import math
+from pathlib import Path
+
 import pytest
 import torch
 from ddp import ROOT, assert_identical_parameters, run_ddp_fit
 from families import FAMILIES
 from test_cli import data_overrides
 
+from genflow.cli import cli
 from genflow.data import Digits
 from genflow.data.base import UnpaddedDistributedSampler
 from genflow.models import AE
@@ -19,21 +23,42 @@ HAS_BATCHNORM = {"GAN", "WGAN", "WGANGP", "ConditionalGAN", "BiGAN", "RealNVP"}
 
 @pytest.mark.slow
 @pytest.mark.parametrize("family", list(FAMILIES))
-def test_every_family_trains_under_two_process_ddp(family, tmp_path):
+def test_every_family_trains_and_evaluates_under_two_process_ddp(family, tmp_path):
     """Both ranks end with identical parameters (BatchNorm running statistics stay per rank on
-    CPU) and their random streams differ, so each rank drew its own training noise."""
+    CPU) and their random streams differ, so each rank drew its own training noise. Then both
+    ranks validate the run's last checkpoint on the whole validation split (split unevenly
+    between them where its size is odd), and every `val/` figure equals that of `genflow
+    validate` on one process: evaluation noise belongs to the example, not to the rank."""
     config, extra = FAMILIES[family]
     path = ROOT / "experiments" / config
     strategy = GAN_STRATEGY if "gan/" in config else []
+    data = data_overrides(path, tmp_path)
     ranks = run_ddp_fit(
-        tmp_path, f"experiments/{config}", *data_overrides(path, tmp_path), *extra, *strategy,
-        "--trainer.limit_train_batches", "2", "--trainer.limit_val_batches", "1",
+        tmp_path, f"experiments/{config}", *data, *extra, *strategy,
+        "--trainer.limit_train_batches", "2", "--trainer.limit_val_batches", "1", validate=True,
     )  # fmt: skip
     assert_identical_parameters(ranks, batchnorm_stats=family not in HAS_BATCHNORM)
     draws = [r["record"]["rng_draw"] for r in ranks]
     assert not torch.equal(draws[0], draws[1])
     if family == "VAE":  # both ranks agreed on one run folder, handed over by the launcher
         assert [p.name for p in (tmp_path / "runs" / "vae-digits").iterdir()] == ["version_0"]
+
+    checkpoint = Path(ranks[0]["record"]["checkpoint"])
+    assert checkpoint.is_file() and ranks[1]["record"]["checkpoint"] == str(checkpoint)
+    one = cli([
+        "validate", "--config", str(checkpoint.parent.parent / "config.yaml"),
+        "--ckpt_path", str(checkpoint), "--run.root", str(tmp_path / "one"),
+        "--trainer.devices", "1", "--trainer.strategy", "auto",
+        "--trainer.limit_val_batches", "1.0", "--run.wandb", "disabled",
+        "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false",
+    ]).trainer.callback_metrics  # fmt: skip
+    expected = {k: float(v) for k, v in one.items() if k.startswith("val/")}
+    assert expected and all(math.isfinite(v) for v in expected.values())
+    for rank in ranks:
+        got = rank["record"]["val_metrics"]
+        assert got.keys() == expected.keys()
+        for key, value in expected.items():  # float32 nets on differently composed batches
+            assert got[key] == pytest.approx(value, rel=1e-5, abs=1e-6), key
 
 
 @pytest.mark.slow

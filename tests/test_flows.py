@@ -37,10 +37,10 @@ from genflow.nn.flows import (
     alternating_mask,
     channel_mask,
     checkerboard_mask,
-    hashed_uniform,
     mlp,
     random_complemented_masks,
 )
+from genflow.nn.noise import hashed_uniform
 
 ROOT = Path(__file__).resolve().parent.parent
 B = 4

@@ -20,7 +20,8 @@ import torch
 from torch import Tensor, nn
 
 from genflow.models.base import GenerativeModel
-from genflow.nn.flows import bin_levels, fixed_dequantize, quantize
+from genflow.nn.flows import quantize
+from genflow.nn.noise import bin_levels, fixed_dequantize
 
 CovarianceType = Literal["full", "diag"]
 LOG_2PI = math.log(2 * math.pi)

@@ -40,6 +40,7 @@ from genflow.nn.blocks import (
     upsample_conv,
 )
 from genflow.nn.nets import MLP
+from genflow.nn.noise import example_keys, keyed_normal
 
 GANArchitecture = Literal["dcgan", "mlp"]
 GeneratorLoss = Literal["non_saturating", "minimax"]
@@ -455,8 +456,9 @@ class GAN(GenerativeModel):
     def _eval_step(self, batch, batch_idx: int, stage: str) -> None:
         x, y = batch
         self.check_batch(x)
-        generator = torch.Generator(self.device).manual_seed(batch_idx)  # the same fakes each time
-        z = torch.randn(x.shape[0], self.latent_dim, generator=generator, device=self.device)
+        # each real example is scored against the fake of its own fixed noise: the same fakes at
+        # every evaluation, whatever the batching or the number of DDP ranks
+        z = keyed_normal(example_keys(x), (self.latent_dim,))
         self.log_example_means(stage, self.eval_metrics(self.to_model_space(x), y, z))
 
     def validation_step(self, batch, batch_idx: int) -> None:

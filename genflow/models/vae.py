@@ -22,6 +22,7 @@ from genflow.metrics.likelihood import bits_per_dim
 from genflow.models.base import GenerativeModel
 from genflow.nn.likelihoods import gaussian_log_prob, get_likelihood
 from genflow.nn.nets import Architecture, build_decoder, build_encoder
+from genflow.nn.noise import example_keys, fixed_dequantize, keyed_normal
 
 
 class VAE(GenerativeModel):
@@ -81,7 +82,12 @@ class VAE(GenerativeModel):
         return self.num_bits is not None and not self.likelihood.discrete
 
     def _to_model_space(self, x: Tensor) -> Tensor:
-        return dequantize(x, self.num_bits) if self._dequantizes else x
+        """Discrete data dequantized: fresh noise in training, the example's own in evaluation."""
+        if not self._dequantizes:
+            return x
+        return (
+            dequantize(x, self.num_bits) if self.training else fixed_dequantize(x, self.num_bits)
+        )
 
     @property
     def _log_bin_volume(self) -> float:
@@ -99,9 +105,14 @@ class VAE(GenerativeModel):
         return self.likelihood.log_prob(u, self.decoder(z)) + self._log_bin_volume
 
     def elbo_terms(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        """Single-sample E_q[log p(x|z)] and the closed-form KL, each (B,)."""
+        """Single-sample E_q[log p(x|z)] and the closed-form KL, each (B,). In evaluation the
+        posterior sample uses the example's fixed noise (`genflow.nn.noise`), so validation
+        figures repeat exactly and do not depend on batching or the number of ranks."""
         mu, logvar = self.posterior(x)
-        z = reparameterize(mu, logvar)
+        eps = (
+            None if self.training else keyed_normal(example_keys(x), mu.shape[1:], dtype=mu.dtype)
+        )
+        z = reparameterize(mu, logvar, eps=eps)
         return self.log_likelihood(x, z), kl_normal(mu, logvar)
 
     # ---- contract -----------------------------------------------------------------------
@@ -134,7 +145,9 @@ class VAE(GenerativeModel):
 
         Runs in eval mode without gradients (the previous mode is restored). The K samples go
         through the decoder in chunks of max(1, max_rows // B) samples of the whole batch, so any
-        K fits in memory; memory grows with max(max_rows, B) rows.
+        K fits in memory; memory grows with max(max_rows, B) rows. Sample i of an example is
+        the i-th draw of that example's fixed noise stream, so the bound is a fixed function of
+        the example, whatever the batch, chunking or number of DDP ranks.
         """
         K = self.num_importance_samples if num_samples is None else num_samples
         if K < 1:
@@ -146,17 +159,23 @@ class VAE(GenerativeModel):
         self.eval()
         try:
             mu, logvar = self.posterior(x)
+            keys = example_keys(x)
             chunk = max(1, max_rows // x.shape[0])
             log_w = [
-                self._log_weights(x, mu, logvar, min(chunk, K - s)) for s in range(0, K, chunk)
+                self._log_weights(x, mu, logvar, keys, s, min(chunk, K - s))
+                for s in range(0, K, chunk)
             ]
             return log_mean_exp(torch.cat(log_w), dim=0)
         finally:
             self.train(was_training)
 
-    def _log_weights(self, x: Tensor, mu: Tensor, logvar: Tensor, k: int) -> Tensor:
-        """log p(x, z_i) - log q(z_i|x) for k fresh samples, (k, B)."""
-        z = reparameterize(mu, logvar, num_samples=k)  # (k, B, L)
+    def _log_weights(
+        self, x: Tensor, mu: Tensor, logvar: Tensor, keys: Tensor, first: int, k: int
+    ) -> Tensor:
+        """log p(x, z_i) - log q(z_i|x) for samples i = first .. first+k-1, (k, B)."""
+        latent = mu.shape[1]
+        eps = keyed_normal(keys, (k, latent), start=first * latent, dtype=mu.dtype)
+        z = reparameterize(mu, logvar, num_samples=k, eps=eps.transpose(0, 1))  # (k, B, L)
         flat_z = z.flatten(0, 1)  # (k*B, L)
         x_rep = x.expand(k, *x.shape).flatten(0, 1)  # (k*B, *data_shape)
         log_px_z = self.log_likelihood(x_rep, flat_z).view(k, -1)

@@ -462,42 +462,6 @@ class LogitTransform(FlowLayer):
         return (p - self.alpha) / (1 - 2 * self.alpha), -self._log_det(p)
 
 
-_M32 = 0xFFFFFFFF
-
-
-def _mix32(z: Tensor) -> Tensor:
-    """An integer hash of 32-bit values held in int64 (two multiply-xorshift rounds)."""
-    z = ((z ^ (z >> 16)) * 0x45D9F3B) & _M32
-    z = ((z ^ (z >> 16)) * 0x45D9F3B) & _M32
-    return z ^ (z >> 16)
-
-
-def hashed_uniform(levels: Tensor, seed: int = 0) -> Tensor:
-    """Uniform [0, 1) noise, float (B, ...), that is a fixed function of each example's integer
-    values `levels` (B, ...) and of the position, not of the batch, rank or order.
-
-    Evaluation dequantizes with it, so an example always gets the same noise: figures repeat
-    exactly and equal across any number of DDP ranks, and EM sees one fixed data set.
-    """
-    flat = levels.flatten(1).long()  # (B, D)
-    coef = torch.randint(1, 2**20, (flat.shape[1],), generator=torch.Generator().manual_seed(seed))
-    key = ((flat + 1) * coef.to(flat.device)).sum(1) % 2147483647  # (B,) one key per example
-    position = _mix32(torch.arange(flat.shape[1], device=flat.device) + seed)  # (D,)
-    bits = _mix32(_mix32(key)[:, None] ^ position) >> 8  # (B, D), 24 random bits
-    return ((bits.double() + 0.5) / 2**24).view(levels.shape)
-
-
-def bin_levels(x: Tensor, num_bits: int) -> Tensor:
-    """The integer levels k of discrete data x = k / (2^b - 1), as x's float dtype."""
-    return torch.round(x * (2**num_bits - 1))
-
-
-def fixed_dequantize(x: Tensor, num_bits: int, seed: int = 0) -> Tensor:
-    """u = (k + U) / 2^b with U = `hashed_uniform` of the example: deterministic dequantization."""
-    k = bin_levels(x, num_bits)
-    return (k + hashed_uniform(k, seed).to(x.dtype)) / 2**num_bits
-
-
 def quantize(u: Tensor, num_bits: int) -> Tensor:
     """The discrete value k / (2^b - 1) of the bin [k, k+1) / 2^b that u falls in (clamped to
     [0, 1]); a non-finite u stays NaN rather than being clamped into a valid-looking value."""
