@@ -25,13 +25,15 @@ CHECKPOINT_EVERY_STEP = json.dumps([
 
 
 def unstable_fit(tmp_path: Path, config: str, lr: str, *extra: str) -> list[str]:
-    """A config made unstable by a learning rate far too high."""
+    """A config made unstable by a learning rate far too high (both optimizers of a GAN)."""
     path = ROOT / "experiments" / config
+    optimizers = ["optimizer_g", "optimizer_d"] if "gan/" in config else ["optimizer"]
+    rates = [a for o in optimizers for a in (f"--model.init_args.{o}.init_args.lr", lr)]
     return [
         "fit", "--config", str(path), "--run.root", str(tmp_path / "runs"),
         "--run.wandb", "disabled", "--trainer.enable_progress_bar", "false",
         "--trainer.max_epochs", "2", "--trainer.callbacks", CHECKPOINT_EVERY_STEP,
-        "--model.init_args.optimizer.init_args.lr", lr, *data_overrides(path, tmp_path), *extra,
+        *rates, *data_overrides(path, tmp_path), *extra,
     ]  # fmt: skip
 
 
@@ -48,6 +50,37 @@ def test_a_diverging_vae_stops_naming_step_term_and_cause_and_keeps_the_last_goo
     assert str(last) in message
     checkpoint = torch.load(last, weights_only=True)
     assert checkpoint["global_step"] == 1  # the step before the divergence, never the NaN one
+    assert all(torch.isfinite(v).all() for v in checkpoint["state_dict"].values())
+
+
+# Flows and GANs are where training diverges. Each config here is made deliberately unstable
+# by its learning rate; (config, lr, extra args, the step and term named, the family's cause).
+UNSTABLE = {
+    "RealNVP": ("flows/realnvp_digits.yaml", "10", [], "batch 3 (global step 4)",
+                "train/bpd", "the log-determinant overflowed"),
+    # Two optimizer steps per batch. The update of batch 1 breaks the discriminator's batch
+    # norm statistics while every loss is still finite: the guard refuses to save them.
+    "DCGAN": ("gan/dcgan_mnist.yaml", "1e8", ["--data.init_args.batch_size", "8"],
+              "global step 4", "discriminator.features.conv.3.running_var became NaN or "
+              "infinite in the last update, before any loss did", "the discriminator overpowered"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("family", list(UNSTABLE))
+def test_an_unstable_flow_or_gan_stops_at_the_step_it_diverged_and_keeps_the_last_good_weights(
+    family, tmp_path
+):
+    config, lr, extra, step, term, cause = UNSTABLE[family]
+    with pytest.raises(FloatingPointError) as err:
+        cli(unstable_fit(tmp_path, config, lr, *extra))
+    message = str(err.value)
+    assert f"Training diverged at epoch 0, {step}" in message
+    assert term in message and cause in message
+    (last,) = (tmp_path / "runs").glob("*/version_0/checkpoints/last.ckpt")
+    assert f"the last good checkpoint is {last}." in message
+    checkpoint = torch.load(last, weights_only=True)
+    diverged_at = int(step.split("global step ")[1].rstrip(")"))
+    assert 0 < checkpoint["global_step"] < diverged_at  # saved before the NaN step, never after
     assert all(torch.isfinite(v).all() for v in checkpoint["state_dict"].values())
 
 

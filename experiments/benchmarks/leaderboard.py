@@ -39,6 +39,7 @@ import torch
 import yaml
 from jsonargparse import ArgumentParser
 
+from genflow.callbacks.divergence import DivergenceGuard
 from genflow.callbacks.grids import next_free
 from genflow.data import IDX
 from genflow.metrics.evaluation import evaluate_model
@@ -115,8 +116,8 @@ def run_entry(args, name: str, config: str, overrides: dict, lenet) -> dict:
     data = mnist10k.make_data(args, binarize="none")
     pl.seed_everything(0, verbose=False)
     model = build_model(section, data)
-    trainer = mnist10k.make_trainer(
-        [], max_time={"seconds": args.minutes * 60}, max_epochs=max_epochs
+    trainer = mnist10k.make_trainer(  # the guard stops a model whose loss turns NaN
+        [DivergenceGuard()], max_time={"seconds": args.minutes * 60}, max_epochs=max_epochs
     )
     start = time.perf_counter()
     row = {

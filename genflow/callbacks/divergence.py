@@ -65,12 +65,32 @@ class DivergenceGuard(pl.Callback):
         terms = {"loss (returned by training_step)": loss} if loss is not None else {}
         terms |= {k: v for k, v in trainer.callback_metrics.items() if k.startswith("train/")}
         bad = [name for name, value in terms.items() if _non_finite(value)]
-        if not bad:
-            return
-        checkpoint = getattr(trainer.checkpoint_callback, "last_model_path", "") or "none yet"
-        raise FloatingPointError(
-            f"Training diverged at epoch {trainer.current_epoch}, batch {batch_idx} (global "
-            f"step {trainer.global_step}): {', '.join(bad)} became NaN or infinite. Likely "
-            f"cause for {type(pl_module).__name__}: {likely_cause(pl_module)}. The run stopped "
-            f"before saving the diverged weights; the last good checkpoint is {checkpoint}."
-        )
+        if bad:
+            raise FloatingPointError(
+                _diagnosis(trainer, pl_module, f"batch {batch_idx} (global step "
+                           f"{trainer.global_step}): {', '.join(bad)} became NaN or infinite")
+            )  # fmt: skip
+
+    def on_save_checkpoint(self, trainer, pl_module, checkpoint: dict) -> None:
+        """Refuse to save weights that are already NaN: an update can break them while the
+        loss that drove it was still finite (the loss shows it only at the next step)."""
+        state = checkpoint.get("state_dict", {})
+        bad = [k for k, v in state.items() if v.is_floating_point() and _non_finite(v)]
+        if bad:
+            names = ", ".join(bad[:3]) + (f" and {len(bad) - 3} more" if len(bad) > 3 else "")
+            raise FloatingPointError(
+                _diagnosis(trainer, pl_module, f"global step {trainer.global_step}: "
+                           f"{names} became NaN or infinite in the last update, before any "
+                           "loss did; this checkpoint was not saved")
+            )  # fmt: skip
+
+
+def _diagnosis(trainer: pl.Trainer, pl_module: pl.LightningModule, what: str) -> str:
+    """One paragraph: where it diverged and in what, the family's likely cause, and the last
+    good checkpoint (Lightning saves nothing more, since the run stops with an exception)."""
+    checkpoint = getattr(trainer.checkpoint_callback, "last_model_path", "") or "none yet"
+    return (
+        f"Training diverged at epoch {trainer.current_epoch}, {what}. Likely cause for "
+        f"{type(pl_module).__name__}: {likely_cause(pl_module)}. The run stopped before saving "
+        f"the diverged weights; the last good checkpoint is {checkpoint}."
+    )
