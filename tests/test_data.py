@@ -27,7 +27,7 @@ from genflow.data import (
     read_idx_header,
     sample_toy2d,
 )
-from genflow.data.base import BatchCollate, split_indices
+from genflow.data.base import BatchCollate, keep_batch, split_indices, transform_images
 from genflow.data.toy2d import TOY2D
 
 DIGIT_LEVELS = {round(255 * v / 16) for v in range(17)}
@@ -389,4 +389,108 @@ def test_cli_signature_reaches_base_arguments():
         ["--data.batch_size=4", "--data.binarize=dynamic", "--data.val_size=0"]
     )
     assert (cfg.data.batch_size, cfg.data.binarize, cfg.data.root) == (4, "dynamic", "data")
-    assert cfg.data.download is False
+    assert cfg.data.download is False and cfg.data.hflip is False
+    assert parser.parse_args(["--data.hflip=true"]).data.hflip is True
+
+
+# ---- the per-batch transform on the training device -----------------------------------------
+def test_transform_flips_whole_images_per_example():
+    x = torch.randint(0, 256, (64, 3, 4, 5), dtype=torch.uint8)  # asymmetric images
+    out = transform_images(x, "none", hflip=True)
+    assert out.dtype == torch.float32 and torch.equal(out * 255, (out * 255).round())
+    same = (out == x / 255).flatten(1).all(1)  # (64,)
+    mirrored = (out == x.flip(-1) / 255).flatten(1).all(1)
+    assert (same ^ mirrored).all()  # each image whole: as it was or its left-right mirror
+    assert 16 < mirrored.sum() < 48  # a coin per image, not one for the batch
+    assert not torch.equal(transform_images(x, "none", hflip=True), out)  # fresh coins
+    assert torch.equal(transform_images(x), x / 255)  # no flip unless asked
+
+
+def test_transform_binarizes_and_leaves_float_batches():
+    x = torch.full((2000, 1, 2, 2), 64, dtype=torch.uint8)
+    bits = transform_images(x, "dynamic")
+    assert set(bits.unique().tolist()) == {0.0, 1.0}
+    assert abs(bits.mean() - 64 / 255) < 0.02  # Bernoulli(k / 255)
+    assert torch.equal(transform_images(x, "threshold"), torch.zeros(2000, 1, 2, 2))
+    final = torch.rand(3, 1, 2, 2)  # an evaluation batch converted at setup, or 2D points
+    assert transform_images(final, "dynamic", hflip=True) is final
+
+
+class Recorder(pl.LightningModule):
+    """Records what the loader yields and what the steps receive; learns nothing."""
+
+    def __init__(self):
+        super().__init__()
+        self.net = torch.nn.Linear(1, 1)
+        self.raw, self.train_x, self.val_x = [], [], []
+
+    def on_before_batch_transfer(self, batch, dataloader_idx):
+        self.raw.append(batch[0])  # the DataModule leaves this hook to the model
+        return batch
+
+    def training_step(self, batch, _):
+        self.train_x.append(batch[0])
+        return self.net(batch[0].flatten(1)[:, :1].to(self.dtype)).mean()
+
+    def validation_step(self, batch, _):
+        self.val_x.append(batch[0])
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=0.0)
+
+
+def fit_recorder(dm, **trainer_args) -> Recorder:
+    model = Recorder()
+    trainer = pl.Trainer(
+        max_epochs=1, limit_train_batches=3, accelerator="cpu", logger=False,
+        enable_progress_bar=False, enable_model_summary=False, enable_checkpointing=False,
+        num_sanity_val_steps=0, **trainer_args,
+    )  # fmt: skip
+    trainer.fit(model, datamodule=dm)
+    return model
+
+
+def test_trainer_batches_are_transformed_on_the_device_by_the_hook():
+    dm = Digits(batch_size=32, binarize="dynamic", hflip=True)
+    model = fit_recorder(dm)
+    raw = model.raw[:3]  # the three training batches, as the loader yields them
+    assert all(x.dtype == torch.uint8 for x in raw)
+    for x, out in zip(raw, model.train_x, strict=True):
+        assert out.dtype == torch.float32 and out.device == model.device
+        assert set(out.unique().tolist()) <= {0.0, 1.0}
+        assert abs(out.mean() - x.float().mean() / 255) < 0.05  # Bernoulli(k / 255)
+    # Evaluation batches: the split's fixed seeded bits, never flipped nor redrawn.
+    assert torch.equal(torch.cat(model.val_x), dm.val_set.x)
+    assert torch.equal(dm.val_set.x, gather(Digits(binarize="dynamic").val_dataloader())[0])
+    # Outside the run the same DataModule's loader transforms in its collate again.
+    x, _ = next(iter(dm.train_dataloader()))
+    assert x.dtype == torch.float32 and set(x.unique().tolist()) <= {0.0, 1.0}
+
+
+def test_trainer_flips_on_the_device():
+    dm = Digits(batch_size=64, hflip=True, seed=1)
+    model = fit_recorder(dm)
+    flipped = 0
+    for x, out in zip(model.raw[:3], model.train_x, strict=True):
+        same = (out == x / 255).flatten(1).all(1)
+        mirrored = (out == x.flip(-1) / 255).flatten(1).all(1)
+        assert (same | mirrored).all()
+        flipped += (mirrored & ~same).sum()  # symmetric digits count as both
+    assert 48 < flipped < 144  # about half of 192
+
+
+def test_hook_output_takes_the_true_half_precision():
+    model = fit_recorder(Digits(batch_size=16), precision="bf16-true")
+    assert model.raw[0].dtype == torch.uint8 and model.train_x[0].dtype == torch.bfloat16
+    assert torch.equal(model.train_x[0], (model.raw[0] / 255).to(torch.bfloat16))
+
+
+def test_loader_outside_a_trainer_transforms_in_its_collate():
+    dm = Digits(batch_size=16, binarize="dynamic", hflip=True)
+    loader = dm.train_dataloader()
+    assert isinstance(loader.collate_fn, BatchCollate) and loader.collate_fn.hflip
+    x, y = next(iter(loader))
+    assert x.dtype == torch.float32 and set(x.unique().tolist()) <= {0.0, 1.0}
+    x, y = dm.transform_batch(dm.train_set.__getitems__(list(range(16))), train=False)
+    assert torch.equal(x, dm.train_set.x[:16] / 255)  # evaluation: no bits, no flips
+    assert keep_batch((x, y)) == (x, y)

@@ -1,20 +1,25 @@
 """What every genflow DataModule shares: batches `(x, y)`, the data description, the splits.
 
-Images are kept as uint8 (the dataset's own discrete values) until a batch is formed; the batch
-collate turns them into float32 k/255 and, for training batches, draws the dynamic binarization in
-one vectorized op. Evaluation splits are converted (and binarized) once, at setup, with the seed,
-so every model is scored on the same bits.
+Images are kept as uint8 (the dataset's own discrete values) until a batch is formed, and the
+per-batch work (uint8 -> float32 k/255, the random horizontal flip, the dynamic binarization of
+training batches) is one vectorized op on the whole batch, `transform_images`. Under a running
+Trainer the loaders yield the uint8 batches as they are (a quarter of the bytes to copy) and the
+DataModule's `on_after_batch_transfer` hook transforms them on the training device; a loader
+taken outside a Trainer transforms in its collate, so it yields the same float batches. Evaluation
+splits are converted (and binarized) once, at setup, with the seed, so every model is scored on
+the same bits.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Literal
 
 import pytorch_lightning as pl
 import torch
 import torch.distributed as dist
+from pytorch_lightning.trainer.states import TrainerStatus
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
@@ -69,7 +74,7 @@ def split_indices(n: int, size: float | int, seed: int) -> tuple[Tensor, Tensor]
     return perm[held:].sort().values, perm[:held].sort().values
 
 
-# ---- binarization and the batch collate -----------------------------------------------------
+# ---- binarization, flips and the batch collate ---------------------------------------------
 def to_unit(x: Tensor) -> Tensor:
     """uint8 images -> float32 k/255; float data is returned as it is (already final)."""
     return x.to(torch.float32) / 255 if x.dtype == torch.uint8 else x
@@ -84,22 +89,48 @@ def binarize(x: Tensor, mode: Binarize, generator: torch.Generator | None = None
     return x
 
 
-class BatchCollate:
-    """Collate a gathered `(x, y)` batch: uint8 -> float32 k/255, then binarize.
+def random_hflip(x: Tensor) -> Tensor:
+    """Mirror each image of a (B, C, H, W) batch left-right with probability 1/2, independently.
 
-    Float batches pass unchanged: they come from evaluation splits that were converted (and
-    binarized) once at setup, or from continuous data. A class rather than a closure so worker
+    The coins come from the global RNG of the batch's device, which genflow seeds per DDP rank
+    and saves in checkpoints, so flips differ across ranks and a resumed run draws the same ones.
+    """
+    flip = torch.rand(len(x), device=x.device) < 0.5  # (B,)
+    return torch.where(flip.view(-1, *[1] * (x.dim() - 1)), x.flip(-1), x)
+
+
+def transform_images(x: Tensor, mode: Binarize = "none", hflip: bool = False) -> Tensor:
+    """The per-batch image work: optional random flip, uint8 -> float32 k/255, binarization.
+
+    Only uint8 batches are transformed; float batches pass unchanged, since they are final
+    already: evaluation splits converted (and binarized) once at setup, or continuous data.
+    The flip acts on the uint8 values, a quarter of the bytes of the float ones.
+    """
+    if x.dtype != torch.uint8:
+        return x
+    if hflip:
+        x = random_hflip(x)
+    return binarize(to_unit(x), mode)
+
+
+class BatchCollate:
+    """Collate a gathered `(x, y)` batch on the CPU with `transform_images(x, mode, hflip)`.
+
+    The collate of loaders used outside a Trainer; a class rather than a closure so worker
     processes can pickle it.
     """
 
-    def __init__(self, mode: Binarize = "none") -> None:
-        self.mode = mode
+    def __init__(self, mode: Binarize = "none", hflip: bool = False) -> None:
+        self.mode, self.hflip = mode, hflip
 
     def __call__(self, batch: Batch) -> Batch:
         x, y = batch
-        if x.dtype == torch.uint8:
-            x = binarize(to_unit(x), self.mode)
-        return x, y
+        return transform_images(x, self.mode, self.hflip), y
+
+
+def keep_batch(batch: Batch) -> Batch:
+    """The collate of a loader whose batches are transformed later, on the training device."""
+    return batch
 
 
 # ---- datasets -------------------------------------------------------------------------------
@@ -166,6 +197,11 @@ class BaseDataModule(pl.LightningDataModule):
     through `data_shape`, `num_classes` and `num_bits`, all known before `setup()` so the CLI can
     link them into the model.
 
+    Batches are transformed by `transform_batch(batch, train)`: on the training device by the
+    `on_after_batch_transfer` hook while a Trainer runs with this DataModule, in the loader's
+    collate otherwise. Either way a loop over `dm.train_dataloader()` outside a Trainer gets the
+    final float batches, and so does the model inside one.
+
     Args:
         batch_size: training batch size.
         eval_batch_size: validation and test batch size; the training one when None.
@@ -215,8 +251,44 @@ class BaseDataModule(pl.LightningDataModule):
     def _load(self) -> None:
         raise NotImplementedError
 
-    def _collate(self, train: bool) -> BatchCollate:
-        return BatchCollate()
+    def _transforms(self, train: bool) -> tuple[Binarize, bool]:
+        """The (binarization, flip) of `transform_images` for training or evaluation batches."""
+        return "none", False
+
+    def transform_batch(self, batch: Batch, train: bool) -> Batch:
+        """A loader's batch made final: uint8 images become float32 k/255, flipped and binarized
+        as configured for training (`train=True`) or evaluation; float batches pass unchanged.
+        Runs on whatever device the batch is on, drawing from that device's global RNG."""
+        x, y = batch
+        return transform_images(x, *self._transforms(train)), y
+
+    def _runs_in_trainer(self) -> bool:
+        """True while a Trainer runs with this DataModule attached: then Lightning calls this
+        DataModule's `on_after_batch_transfer` on every batch, so the loaders may skip the work.
+        A loader taken before or after the run (or for `trainer.fit(model, loader)`, which
+        attaches no DataModule) transforms in its collate instead."""
+        trainer = self.trainer
+        return (
+            trainer is not None
+            and trainer.datamodule is self
+            and trainer.state.status == TrainerStatus.RUNNING
+        )
+
+    def _collate(self, train: bool) -> BatchCollate | Callable[[Batch], Batch]:
+        if self._runs_in_trainer():
+            return keep_batch
+        return BatchCollate(*self._transforms(train))
+
+    def on_after_batch_transfer(self, batch: Batch, dataloader_idx: int) -> Batch:
+        """Lightning's hook after a batch reached the training device: transform it there.
+
+        Training batches are told apart by the Trainer's stage. The float result is cast like
+        Lightning casts the loader's float batches before the transfer (to half precision under
+        `precision="16-true"` or `"bf16-true"`), which the uint8 batch escaped.
+        """
+        trainer = self.trainer
+        batch = self.transform_batch(batch, train=trainer is not None and trainer.training)
+        return batch if trainer is None else trainer.precision_plugin.convert_input(batch)
 
     def _loader(self, dataset: Dataset, train: bool) -> DataLoader:
         # Training loaders get Lightning's DistributedSampler under DDP; evaluation loaders get
@@ -259,10 +331,20 @@ class ImageDataModule(BaseDataModule):
             validation with a fixed-seed permutation; 0 validates on the test split.
         binarize: "dynamic" draws training batches afresh as Bernoulli(x) and the evaluation
             splits once with the seed; "threshold" is x > 0.5 everywhere.
+        hflip: mirror each training image left-right with probability 1/2, drawn afresh every
+            batch; evaluation splits are never flipped. Only for data whose mirror image is as
+            likely as the image itself (photos such as CIFAR-10 or CelebA), not for digits or
+            letters.
         **kwargs: the loader arguments of `BaseDataModule`.
     """
 
-    def __init__(self, val_size: float | int = 0.1, binarize: Binarize = "none", **kwargs) -> None:
+    def __init__(
+        self,
+        val_size: float | int = 0.1,
+        binarize: Binarize = "none",
+        hflip: bool = False,
+        **kwargs,
+    ) -> None:
         super().__init__(**kwargs)
         if binarize not in ("none", "dynamic", "threshold"):
             raise ValueError(
@@ -270,6 +352,7 @@ class ImageDataModule(BaseDataModule):
             )
         self.val_size = val_size
         self.binarize = binarize
+        self.hflip = hflip
 
     @property
     def num_bits(self) -> int:
@@ -284,10 +367,12 @@ class ImageDataModule(BaseDataModule):
         self.val_set = self.test_set if val is None else val.for_eval(self.binarize, self.seed)
         self.train_set = train
 
-    def _collate(self, train: bool) -> BatchCollate:
+    def _transforms(self, train: bool) -> tuple[Binarize, bool]:
+        if train:
+            return self.binarize, self.hflip
         # Eval sets in memory arrive as final floats; only per-item uint8 sets still need work,
         # and their dynamic binarization is already frozen per item.
-        return BatchCollate(self.binarize if train or self.binarize == "threshold" else "none")
+        return ("threshold" if self.binarize == "threshold" else "none"), False
 
 
 class TensorImageDataModule(ImageDataModule):
