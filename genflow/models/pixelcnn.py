@@ -291,6 +291,9 @@ class _PixelModel(GenerativeModel):
         self.conditional = conditional
         self.levels = 2**num_bits
 
+    def compilable_networks(self) -> dict[str, nn.Module]:
+        return {"net": self.net}
+
     @property
     def _label_classes(self) -> int:
         """How many class biases each layer learns (0: unconditional)."""
@@ -304,7 +307,8 @@ class _PixelModel(GenerativeModel):
         """k in 0 .. 2^b - 1 from x = k / (2^b - 1); a clear error for data off that grid."""
         scaled = x * (self.levels - 1)
         k = torch.round(scaled)
-        if (scaled - k).abs().max() > 1e-3 or k.min() < 0 or k.max() > self.levels - 1:
+        off_grid = ((scaled - k).abs() > 1e-3) | (k < 0) | (k > self.levels - 1)
+        if off_grid.any():  # one read-back from the device
             raise ValueError(
                 f"{type(self).__name__} models {self.num_bits}-bit data, values k/"
                 f"{self.levels - 1} in [0, 1], but the batch holds other values (range "
