@@ -6,6 +6,7 @@ from genflow.callbacks.evaluation import FID, Likelihood
 from genflow.callbacks.grids import ReconstructionGrid, SampleGrid, save_samples
 from genflow.callbacks.interpolation import Interpolation
 from genflow.callbacks.metrics_file import MetricsFile
+from genflow.callbacks.speed import SpeedOptions
 from genflow.callbacks.throughput import Throughput
 
 __all__ = [
@@ -17,6 +18,7 @@ __all__ = [
     "MetricsFile",
     "ReconstructionGrid",
     "SampleGrid",
+    "SpeedOptions",
     "Throughput",
     "save_samples",
 ]

@@ -9,7 +9,7 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 from pytorch_lightning.cli import LRSchedulerCallable, OptimizerCallable
-from torch import Tensor
+from torch import Tensor, nn
 
 from genflow.losses import half_sum_squared_error
 from genflow.models.base import GenerativeModel
@@ -100,6 +100,9 @@ class AE(GenerativeModel):
         self.register_buffer("latent_scale_tril", torch.eye(latent_dim))
         self.register_buffer("latent_fitted", torch.tensor(False))
         self._reset_latent_stats()
+
+    def compilable_networks(self) -> dict[str, nn.Module]:
+        return {"encoder": self.encoder, "decoder": self.decoder}
 
     # ---- contract -----------------------------------------------------------------------
     @property

@@ -100,6 +100,9 @@ class FlowModel(GenerativeModel):
         pre = [] if self.logit is None else [self.logit]
         self.bijection = FlowSequential(*pre, flow)
 
+    def compilable_networks(self) -> dict[str, nn.Module]:
+        return {"flow": self.flow}
+
     # ---- data space <-> model space -----------------------------------------------------------
     @property
     def _log_bin_volume(self) -> float:

@@ -388,6 +388,9 @@ class GAN(GenerativeModel):
             n, self.latent_dim, generator=self.noise_generator(), device=self.device
         )
 
+    def compilable_networks(self) -> dict[str, nn.Module]:
+        return {"generator": self.generator, "discriminator": self.discriminator}
+
     # ---- training ---------------------------------------------------------------------------
     def setup(self, stage: str) -> None:
         strategy = self._trainer.strategy if self._trainer is not None else None
@@ -544,6 +547,9 @@ class WGANGP(WGAN):
     def default_optimizer(self, net: Literal["g", "d"]) -> OptimizerCallable:
         return partial(torch.optim.Adam, lr=1e-4, betas=(0.0, 0.9))
 
+    def compilable_networks(self) -> dict[str, nn.Module]:
+        return {"generator": self.generator}  # the penalty differentiates the critic twice
+
     def critic_loss(self, x: Tensor, y: Tensor) -> Tensor:
         fake = self.generate(self.training_noise(x.shape[0]), y)
         eps = torch.rand(x.shape[0], generator=self.noise_generator(), device=self.device)
@@ -636,6 +642,9 @@ class BiGAN(GAN):
     def generator_parameters(self) -> Iterator[nn.Parameter]:
         yield from self.generator.parameters()
         yield from self.encoder.parameters()
+
+    def compilable_networks(self) -> dict[str, nn.Module]:
+        return super().compilable_networks() | {"encoder": self.encoder}
 
     def _pair_logits(self, x: Tensor) -> tuple[Tensor, Tensor]:
         z = self.training_noise(x.shape[0])

@@ -9,7 +9,7 @@ from typing import Literal
 
 import torch
 from pytorch_lightning.cli import LRSchedulerCallable, OptimizerCallable
-from torch import Tensor
+from torch import Tensor, nn
 
 from genflow.losses import (
     dequantize,
@@ -75,6 +75,9 @@ class VAE(GenerativeModel):
         self.decoder = build_decoder(
             architecture, latent_dim, self.data_shape, self.likelihood.num_params, **nets
         )
+
+    def compilable_networks(self) -> dict[str, nn.Module]:
+        return {"encoder": self.encoder, "decoder": self.decoder}
 
     # ---- model space --------------------------------------------------------------------
     @property
