@@ -195,7 +195,11 @@ def next_version(root: Path) -> str:
 
 def resolve_run_dir(root: str, name: str, version: str | None) -> Path:
     """runs/<name>/<version>: an explicit version, the one handed to a DDP child by its
-    launcher, a SLURM job's id, or the next free version_N."""
+    launcher, a SLURM job's id, a torchrun rendezvous id, or the next free version_N.
+
+    Processes that an outside launcher (srun, torchrun) started together cannot agree on "the
+    next free version" (each would look before the others create it), so they take a name from
+    the job they share, or must be given one."""
     if version:
         return Path(root) / name / version
     rank = int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0")))
@@ -203,6 +207,15 @@ def resolve_run_dir(root: str, name: str, version: str | None) -> Path:
         return Path(os.environ[RUN_DIR_ENV])
     if "SLURM_JOB_ID" in os.environ and int(os.environ.get("SLURM_NTASKS", "1")) > 1:
         return Path(root) / name / f"slurm_{os.environ['SLURM_JOB_ID']}"
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and "TORCHELASTIC_RUN_ID" in os.environ:
+        run_id = os.environ["TORCHELASTIC_RUN_ID"]
+        if run_id == "none":
+            raise ValueError(
+                "torchrun started these processes without a rendezvous id, so they cannot "
+                "agree on a run folder. Pass --run.version <name> (the same on every node), or "
+                "--rdzv-id <job id> to torchrun (--standalone sets one by itself)."
+            )
+        return Path(root) / name / f"torchrun_{run_id}"
     return Path(root) / name / next_version(Path(root) / name)
 
 

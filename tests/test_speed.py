@@ -94,3 +94,21 @@ def test_throughput_counts_the_examples_of_the_timed_steps(tmp_path):
     speed, seconds = float(metrics["train/img_per_s"]), float(metrics["train/step_seconds"])
     assert speed > 0 and 0 < seconds < 60
     assert speed * seconds == pytest.approx(16, rel=1e-4)  # two full batches of 16 per step
+
+
+def test_the_readme_speed_command_parses_and_trains(tmp_path):
+    """The README's flags (compiled with the eager backend here: inductor takes ~40 s on CPU)."""
+    config, _ = FAMILIES["GAN"]
+    path = ROOT / "experiments" / config
+    run = cli([
+        "fit", "--config", str(path), "--run.root", str(tmp_path / "runs"), *TWO_STEPS,
+        "--trainer.precision", "bf16-mixed",
+        "--trainer.callbacks+=genflow.callbacks.SpeedOptions",
+        "--trainer.callbacks.channels_last=true", "--trainer.callbacks.compile=true",
+        '--trainer.callbacks.compile_options={"backend": "eager"}',
+        "--data.init_args.drop_last", "true", "--data.init_args.batch_size", "8",
+        *data_overrides(path, tmp_path),
+    ])  # fmt: skip
+    (speed,) = [c for c in run.trainer.callbacks if isinstance(c, SpeedOptions)]
+    assert speed.channels_last and speed.compiled == ["generator", "discriminator"]
+    assert run.trainer.global_step == 4  # two batches, a critic and a generator step each
