@@ -341,7 +341,9 @@ def test_in_memory_loader_under_distributed_sampler():
 def test_loader_settings():
     dm = Digits(batch_size=32, eval_batch_size=100, drop_last=True)
     train, val = dm.train_dataloader(), dm.val_dataloader()
-    assert (train.batch_size, val.batch_size, train.drop_last, val.drop_last) == (
+    # the training loader batches through its resumable batch sampler
+    batches = train.batch_sampler
+    assert (batches.batch_size, val.batch_size, batches.drop_last, val.drop_last) == (
         32,
         100,
         True,
@@ -494,3 +496,27 @@ def test_loader_outside_a_trainer_transforms_in_its_collate():
     x, y = dm.transform_batch(dm.train_set.__getitems__(list(range(16))), train=False)
     assert torch.equal(x, dm.train_set.x[:16] / 255)  # evaluation: no bits, no flips
     assert keep_batch((x, y)) == (x, y)
+
+
+def test_the_training_loader_restarts_an_epoch_at_the_batch_it_stopped():
+    """What Lightning checkpoints mid-epoch: the epoch's shuffle seed and the batches handed
+    out. A fresh loader given that state yields exactly the rest of the interrupted epoch,
+    and the next epoch shuffles afresh."""
+    dm = Digits(batch_size=100)
+    torch.manual_seed(0)
+    loader = dm.train_dataloader()
+    epoch = iter(loader)
+    seen = [next(epoch)[1] for _ in range(3)]
+    state = loader.state_dict()
+    assert state["batches"] == 3 and isinstance(state["seed"], int)
+    rest = [y for _, y in epoch]
+
+    resumed = dm.train_dataloader()
+    resumed.load_state_dict(state)
+    again = [y for _, y in resumed]
+    assert len(again) == len(rest) == len(loader) - 3
+    assert all(torch.equal(a, b) for a, b in zip(again, rest, strict=True))
+    assert not torch.equal(torch.cat(seen), torch.cat(again)[: len(torch.cat(seen))])
+    assert resumed.state_dict()["batches"] == len(loader)
+    following = torch.cat([y for _, y in resumed])  # a new epoch: all of it, newly shuffled
+    assert len(following) == len(dm.train_set)

@@ -21,7 +21,14 @@ import torch
 import torch.distributed as dist
 from pytorch_lightning.trainer.states import TrainerStatus
 from torch import Tensor
-from torch.utils.data import DataLoader, Dataset, DistributedSampler
+from torch.utils.data import (
+    BatchSampler,
+    DataLoader,
+    Dataset,
+    DistributedSampler,
+    RandomSampler,
+    Sampler,
+)
 
 Binarize = Literal["none", "dynamic", "threshold"]
 Batch = tuple[Tensor, Tensor]
@@ -167,6 +174,64 @@ class InMemoryDataset(Dataset):
         return InMemoryDataset(binarize(x, mode), self.y)
 
 
+# ---- a training loader that can stop mid-epoch ----------------------------------------------
+class ResumableBatchSampler(BatchSampler):
+    """The batches of `sampler`, able to start an epoch part-way through (`start_epoch`)."""
+
+    def __init__(self, sampler: Sampler, batch_size: int, drop_last: bool) -> None:
+        super().__init__(sampler, batch_size, drop_last)
+        self.skip = 0
+
+    def start_epoch(self, seed: int, skip: int) -> None:
+        """Shuffle this epoch from `seed` (a `RandomSampler`'s own generator; a DDP sampler's
+        order follows the epoch number instead) and leave out its first `skip` batches."""
+        if isinstance(self.sampler, RandomSampler):
+            self.sampler.generator = torch.Generator().manual_seed(seed)
+        self.skip = skip
+
+    def __iter__(self):
+        skip, self.skip = self.skip, 0
+        for i, batch in enumerate(super().__iter__()):
+            if i >= skip:
+                yield batch
+
+
+class ResumableDataLoader(DataLoader):
+    """A training DataLoader that Lightning can checkpoint mid-epoch: Lightning saves the
+    `state_dict()` of loaders that have one and calls `load_state_dict()` on resume.
+
+    The state is the epoch's shuffle seed (drawn from the global RNG when the epoch starts, so
+    it is part of the seeded random stream) and the number of batches handed out, counted where
+    they leave the loader, so batches that workers prefetched are not counted as trained on. A
+    resumed epoch reuses the seed and skips the batches already trained on.
+    """
+
+    def __iter__(self):
+        resume, self._resume = getattr(self, "_resume", None), None
+        seed, skip = resume or (self._draw_seed(), 0)
+        if isinstance(self.batch_sampler, ResumableBatchSampler):
+            self.batch_sampler.start_epoch(seed, skip)
+        self._epoch_seed, self._served = seed, skip
+        rng = torch.random.get_rng_state()
+        iterator = super().__iter__()  # draws the workers' base seed from the global RNG
+        if resume:  # ... which the interrupted epoch drew already: draw nothing twice
+            torch.random.set_rng_state(rng)
+        for batch in iterator:
+            self._served += 1
+            yield batch
+
+    @staticmethod
+    def _draw_seed() -> int:
+        return int(torch.empty((), dtype=torch.int64).random_().item())
+
+    def state_dict(self) -> dict:
+        return {"seed": getattr(self, "_epoch_seed", None), "batches": getattr(self, "_served", 0)}
+
+    def load_state_dict(self, state: dict) -> None:
+        if state.get("seed") is not None:
+            self._resume = (state["seed"], state["batches"])
+
+
 # ---- DataModules ----------------------------------------------------------------------------
 def _distributed() -> bool:
     return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
@@ -293,18 +358,19 @@ class BaseDataModule(pl.LightningDataModule):
     def _loader(self, dataset: Dataset, train: bool) -> DataLoader:
         # Training loaders get Lightning's DistributedSampler under DDP; evaluation loaders get
         # one that neither pads nor repeats, so every example is scored exactly once.
-        sampler = None if train or not _distributed() else UnpaddedDistributedSampler(dataset)
-        return DataLoader(
-            dataset,
-            batch_size=self.batch_size if train else self.eval_batch_size,
-            shuffle=train,
-            sampler=sampler,
-            drop_last=train and self.drop_last,
+        workers = dict(
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
             pin_memory=self.pin_memory,
             collate_fn=self._collate(train),
         )
+        if train:  # resumable mid-epoch
+            batches = ResumableBatchSampler(
+                RandomSampler(dataset), self.batch_size, self.drop_last
+            )
+            return ResumableDataLoader(dataset, batch_sampler=batches, **workers)
+        sampler = UnpaddedDistributedSampler(dataset) if _distributed() else None
+        return DataLoader(dataset, batch_size=self.eval_batch_size, sampler=sampler, **workers)
 
     # Each loader calls the idempotent setup() so the module also works outside a Trainer.
     def train_dataloader(self) -> DataLoader:

@@ -190,6 +190,16 @@ class AE(GenerativeModel):
             self.latent_fitted.fill_(True)
         self._reset_latent_stats()
 
+    # the epoch's partial sums travel in checkpoints, so a run resumed mid-epoch fits the same
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        super().on_save_checkpoint(checkpoint)
+        checkpoint["latent_stats"] = [s.cpu() for s in self._stats]
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        super().on_load_checkpoint(checkpoint)
+        if "latent_stats" in checkpoint:
+            self._stats = [s.to(self.device) for s in checkpoint["latent_stats"]]
+
     def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:
         # At the last batch, before validation and checkpointing, so checkpoints can sample.
         if self.trainer.is_last_batch:
