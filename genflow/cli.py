@@ -244,7 +244,8 @@ def read_checkpoint(ckpt_path: str | None) -> dict:
     """Load a Lightning checkpoint on CPU with clear errors for a missing or damaged file."""
     path = checkpoint_file(ckpt_path)
     try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+        # memory-mapped: reading the hyperparameters does not read every tensor from disk
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
         checkpoint["state_dict"]
     except Exception as err:  # torch raises many types for a damaged file
         # torch's text for a file it refuses to unpickle says it "can still be loaded" with

@@ -177,7 +177,7 @@ def too_many_squeezes_for_digits(c: Case) -> str:
 
 
 # ---- arguments out of range ---------------------------------------------------------------------
-@case(r"n_critic \(critic steps per generator step\) must be >= 1, got 0")
+@case(r"n_critic \(critic steps per generator step\) must be >= 1, got 0", r"5 for WGAN")
 def n_critic_below_one(c: Case) -> str:
     return c.fails(ValueError, lambda: WGAN(n_critic=0, **TOY))
 
@@ -188,7 +188,7 @@ def negative_beta(c: Case) -> str:
     return c.cli_fails(ValueError, *args)
 
 
-@case(r"ema_decay must lie in \(0, 1\) \(e\.g\. 0\.999\)", r"got 1\.0")
+@case(r"ema_decay must lie in \(0, 1\) or be None", r"got 1\.0", r"Use e\.g\. 0\.999")
 def ema_decay_of_one(c: Case) -> str:
     return c.fails(ValueError, lambda: GAN(ema_decay=1.0, **TOY))
 
@@ -327,7 +327,7 @@ def labels_for_an_unconditional_gan(c: Case) -> str:
     return c.fails(ValueError, lambda: GAN(**TOY).sample(2, labels=torch.tensor([0, 1])))
 
 
-@case(r"labels must be 2 class indices in \[0, 10\)", r"values 0\.\.10")
+@case(r"labels must be 2 class indices in \[0, 10\)", r"values 0\.\.10", r"each below num_classes")
 def out_of_range_labels(c: Case) -> str:
     model = ConditionalGAN(**TOY)
     return c.fails(ValueError, lambda: model.sample(2, labels=torch.tensor([0, 10])))

@@ -616,7 +616,9 @@ class ConditionalGAN(GAN):
         if labels.shape != (num_samples,) or labels.min() < 0 or labels.max() >= self.num_classes:
             raise ValueError(
                 f"labels must be {num_samples} class indices in [0, {self.num_classes}), got "
-                f"shape {tuple(labels.shape)} with values {labels.min()}..{labels.max()}."
+                f"shape {tuple(labels.shape)} with values {labels.min()}..{labels.max()}. Pass "
+                f"one label per sample (or none for classes 0, 1, ... in turn), each below "
+                f"num_classes."
             )
         return super().sample(num_samples, labels=labels, temperature=temperature)
 
@@ -679,10 +681,14 @@ def _check_gan_args(latent_dim, n_critic, ema_decay, loss, scheduler_interval) -
         raise ValueError(f"latent_dim must be >= 1, got {latent_dim}.")
     if n_critic < 1:
         raise ValueError(
-            f"n_critic (critic steps per generator step) must be >= 1, got {n_critic}."
+            f"n_critic (critic steps per generator step) must be >= 1, got {n_critic}. Use 1 "
+            f"for GAN/DCGAN and 5 for WGAN and WGAN-GP (the papers' settings)."
         )
     if ema_decay is not None and not 0 < ema_decay < 1:
-        raise ValueError(f"ema_decay must lie in (0, 1) (e.g. 0.999) or be None, got {ema_decay}.")
+        raise ValueError(
+            f"ema_decay must lie in (0, 1) or be None, got {ema_decay}. Use e.g. 0.999 to keep "
+            f"an exponential moving average of the generator, or leave it unset for none."
+        )
     if loss not in ("non_saturating", "minimax"):
         raise ValueError(f"Unknown loss {loss!r}; choose 'non_saturating' or 'minimax'.")
     if scheduler_interval not in ("epoch", "step"):

@@ -417,7 +417,8 @@ class _PixelModel(GenerativeModel):
         if labels.shape != (n,) or labels.min() < 0 or labels.max() >= self.num_classes:
             raise ValueError(
                 f"labels must be {n} class indices in [0, {self.num_classes}), got shape "
-                f"{tuple(labels.shape)} and range [{labels.min().item()}, {labels.max().item()}]."
+                f"{tuple(labels.shape)} and range [{labels.min().item()}, {labels.max().item()}]. "
+                f"Pass one label per image, each below num_classes."
             )
         return labels
 
