@@ -219,6 +219,15 @@ class GenerativeModel(pl.LightningModule):
             base = int(torch.randint(2**62, (1,)))
             torch.manual_seed(base + self.global_rank)
 
+    def on_train_batch_start(self, batch, batch_idx: int) -> None:
+        """Free the previous step's gradients before this step's forward pass. Lightning zeroes
+        them only after `training_step` (so they can accumulate), which keeps a second copy of
+        the parameters' size alive through every forward pass; without accumulation they are
+        dead by now. Manual optimization (the GANs) zeroes its own before each backward."""
+        if self.trainer.accumulate_grad_batches == 1:
+            for optimizer in self.trainer.optimizers:
+                optimizer.zero_grad(set_to_none=True)
+
     # ---- checkpoints: resume draws exactly the random numbers an uninterrupted run would ----
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["rng_states"] = {
