@@ -34,7 +34,6 @@ device synchronization per step; the losses are kept on the device and checked a
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import tempfile
 import time
@@ -44,6 +43,7 @@ from pathlib import Path
 import pytorch_lightning as pl
 import torch
 import yaml
+from mnist10k import write_json
 from overhead import (
     ROOT,
     TensorImages,
@@ -399,8 +399,7 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"\n{info}\n\n{table(results, peak)}")
     record = {"machine": info, "results": [r.as_dict() for r in results]}
     if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps(record, indent=2) + "\n")
+        write_json(record, args.out)
     return record
 
 

@@ -35,6 +35,7 @@ from unittest import mock
 
 import torch
 import torch.nn.functional as F
+from mnist10k import write_json
 
 from genflow.data.digits import digits_uint8
 from genflow.metrics.inception import InceptionFeatures, copy_fid_helper_weights
@@ -173,8 +174,7 @@ def main(argv: list[str] | None = None) -> dict:
                 )
     results["load_after"] = os.getloadavg()
     if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps(results, indent=2))
+        write_json(results, args.out)
     print(json.dumps(results))
     return results
 

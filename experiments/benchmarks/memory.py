@@ -41,7 +41,6 @@ from __future__ import annotations
 import argparse
 import functools
 import importlib
-import json
 import logging
 import os
 import platform
@@ -55,6 +54,7 @@ from pathlib import Path
 import pytorch_lightning as pl
 import torch
 import yaml
+from mnist10k import write_json
 from torch import Tensor, nn
 from torch.optim.optimizer import (
     register_optimizer_step_post_hook,
@@ -600,8 +600,7 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"\n{info}\n\n{table(results)}")
     record = {"machine": info, "results": [r.as_dict() for r in results], "table": table(results)}
     if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps(record, indent=2) + "\n")
+        write_json(record, args.out)
     return record
 
 

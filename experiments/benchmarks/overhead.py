@@ -33,7 +33,6 @@ import copy
 import cProfile
 import functools
 import importlib
-import json
 import logging
 import math
 import os
@@ -51,10 +50,10 @@ import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 import yaml
+from mnist10k import write_json
 from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.loggers import CSVLogger
 from torch import Tensor
-from torch.utils.data import DataLoader
 
 from genflow.callbacks import DivergenceGuard, MetricsFile, Throughput
 from genflow.data.base import TensorImageDataModule
@@ -176,10 +175,14 @@ def make_data(name: str, images: Tensor, batch_size: int | None = None) -> Tenso
     return data
 
 
-def hand_loader(data: TensorImages) -> DataLoader:
-    """Shuffled index batches from torch's own DataLoader: the same order (and the same draws
-    from the global RNG) as genflow's loader, with the images gathered by the loop itself."""
-    return DataLoader(range(len(data.images)), batch_size=data.batch_size, shuffle=True)
+def hand_batches(data: TensorImages) -> list[Tensor]:
+    """One epoch's shuffled index batches, drawn from the global RNG in the order genflow's
+    training loader draws: the epoch's shuffle seed, then the DataLoader iterator's base seed;
+    the images are gathered by the loop itself."""
+    seed = int(torch.empty((), dtype=torch.int64).random_().item())
+    torch.empty((), dtype=torch.int64).random_()  # the iterator's worker base seed
+    order = torch.randperm(len(data.images), generator=torch.Generator().manual_seed(seed))
+    return list(order.split(data.batch_size))
 
 
 def hand_batch(images: Tensor, index: Tensor, binarize: str, device: torch.device) -> Tensor:
@@ -304,7 +307,7 @@ def hand_epoch(
     """One epoch of the hand loop; returns the seconds of its training steps. Like a real
     run it keeps the loss every LOG_EVERY_N_STEPS steps (read back with .item())."""
     trainer.start()
-    batches, history = iter(hand_loader(data)), []
+    batches, history = hand_batches(data), []
     _sync(device)
     start = CLOCKS[clock]()
     for i, index in enumerate(batches):
@@ -555,8 +558,7 @@ def main(argv: list[str] | None = None) -> dict:
         print(f"\n{text}")
     record = {"machine": info, "results": [r.as_dict() for r in results], "profiles": profiles}
     if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps(record, indent=2) + "\n")
+        write_json(record, args.out)
     return record
 
 

@@ -18,13 +18,12 @@ of it in the sequential sampler):
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import time
-from pathlib import Path
 
 import torch
+from mnist10k import write_json
 
 from genflow.models import GatedPixelCNN, PixelCNN
 
@@ -118,8 +117,7 @@ def main(argv: list[str] | None = None) -> dict:
         "cpu_count": os.cpu_count(),
     }
     if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps(results, indent=2))
+        write_json(results, args.out)
         print(f"results: {args.out}")
     return results
 
