@@ -1,7 +1,8 @@
 """Objectives as plain tensor functions.
 
-Every function returns one value per example, summed over the data (or latent) dimensions;
-the caller averages over the batch. Nothing here knows about Lightning.
+Every function returns one value per example, summed over the data (or latent) dimensions
+(the image-to-image terms at the end average over pixels, the scale their papers' weights
+assume); the caller averages over the batch. Nothing here knows about Lightning.
 """
 
 from __future__ import annotations
@@ -110,3 +111,79 @@ def gradient_penalty(
     scores = critic(x_hat)
     (grad,) = torch.autograd.grad(scores.sum(), x_hat, create_graph=True)
     return (grad.flatten(1).norm(dim=1) - 1).pow(2)
+
+
+# ---- image-to-image objectives (pix2pix, Isola et al. 2017, arXiv:1611.07004; CycleGAN, Zhu et
+# al. 2017, arXiv:1703.10593; StarGAN, Choi et al. 2018, arXiv:1711.09020). A PatchGAN scores a
+# grid of patches, (B, 1, h, w): the adversarial losses average over that grid, as pix2pix
+# averages "all responses to provide the ultimate output of D" (section 2.2.2), and accept (B,)
+# scores too. The L1 terms average over pixels, because the papers' weights (lambda = 100 for
+# pix2pix, 10 for CycleGAN's cycle) weigh a mean absolute error.
+def least_squares_discriminator_loss(real_scores: Tensor, fake_scores: Tensor) -> Tensor:
+    """(1/2) (D(y) - 1)^2 + (1/2) D(G(x))^2 per example, averaged over a patch grid: LSGAN with
+    targets b = 1 for reals and a = 0 for fakes (Mao et al. 2017, arXiv:1611.04076, eq. 2),
+    which is also CycleGAN's discriminator objective "divided by 2" (Zhu et al. 2017, sec. 4)."""
+    return 0.5 * _patch_mean((real_scores - 1).pow(2)) + 0.5 * _patch_mean(fake_scores.pow(2))
+
+
+def least_squares_generator_loss(fake_scores: Tensor) -> Tensor:
+    """(D(G(x)) - 1)^2 per example, averaged over a patch grid: CycleGAN's generator loss
+    (Zhu et al. 2017, sec. 4), to which its lambda = 10 is matched. Mao et al.'s eq. 2 has a
+    factor 1/2 here; it only halves the adversarial term's weight against the others."""
+    return _patch_mean((fake_scores - 1).pow(2))
+
+
+def l1_per_example(a: Tensor, b: Tensor) -> Tensor:
+    """The mean absolute error over all but the batch axis, (B,): pix2pix's L1 term
+    ||y - G(x, z)||_1 (Isola et al. 2017, eq. 3) at the scale its lambda = 100 assumes.
+    Multiply by the number of values per example for the summed norm."""
+    if a.shape != b.shape:
+        raise ValueError(
+            f"l1_per_example needs equal shapes, got {tuple(a.shape)} and {tuple(b.shape)}; "
+            f"compare each image with its own translation or reconstruction."
+        )
+    return _patch_mean((a - b).abs())
+
+
+def cycle_consistency_loss(x: Tensor, x_rec: Tensor) -> Tensor:
+    """||F(G(x)) - x||_1 per example as a mean over pixels (Zhu et al. 2017, eq. 2), for one
+    direction; CycleGAN's cycle loss adds both directions and weighs them with lambda = 10."""
+    return l1_per_example(x_rec, x)
+
+
+def identity_loss(x: Tensor, g_of_x: Tensor) -> Tensor:
+    """||G(y) - y||_1 per example as a mean over pixels, for y from G's target domain: keeps G
+    near the identity there (Taigman et al. 2017, arXiv:1611.02200; Zhu et al. 2017, sec. 5.2,
+    weighted 0.5 lambda)."""
+    return l1_per_example(g_of_x, x)
+
+
+def domain_classification_loss(logits: Tensor, labels: Tensor) -> Tensor:
+    """StarGAN's domain-classification loss -log D_cls(c | x) per example (Choi et al. 2018,
+    eqs. 2-3): the discriminator learns it on reals with their true labels c', the generator on
+    fakes G(x, c) with the target labels c.
+
+    Integer labels (B,) are single domains: the cross entropy of logits (B, K). Float labels
+    (B, K) of 0 / 1 are attribute sets (CelebA): binary cross entropy with logits, summed over
+    the K attributes.
+    """
+    if not labels.is_floating_point():
+        if labels.shape != logits.shape[:1] or logits.dim() != 2:
+            raise ValueError(
+                f"Integer labels are one domain per example: labels (B,) with logits (B, K); "
+                f"got labels {tuple(labels.shape)} and logits {tuple(logits.shape)}. For "
+                f"attribute sets give float 0 / 1 labels shaped like the logits."
+            )
+        return F.cross_entropy(logits, labels, reduction="none")
+    if labels.shape != logits.shape:
+        raise ValueError(
+            f"Float labels are attribute sets shaped like the logits (B, K); got labels "
+            f"{tuple(labels.shape)} and logits {tuple(logits.shape)}. For one domain per "
+            f"example give int64 labels (B,)."
+        )
+    return F.binary_cross_entropy_with_logits(logits, labels, reduction="none").sum(1)
+
+
+def _patch_mean(t: Tensor) -> Tensor:
+    """Mean over all but the batch axis, (B,); a (B,) tensor is returned as it is."""
+    return t.flatten(1).mean(1) if t.dim() > 1 else t

@@ -96,3 +96,30 @@ def _check(minimum: int = 1, **values: int) -> None:
     for name, value in values.items():
         if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
             raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}.")
+
+
+def receptive_field(
+    kernels: list[int] | tuple[int, ...],
+    strides: list[int] | tuple[int, ...],
+    dilations: list[int] | tuple[int, ...] | None = None,
+) -> int:
+    """How many input values, along one dimension, one output value of a chain of convolutions
+    sees. With r_0 = 1 and j_0 = 1 (j_l: the input distance between neighbouring outputs of
+    layer l), r_l = r_{l-1} + d_l (k_l - 1) j_{l-1} and j_l = j_{l-1} s_l (Araujo et al. 2019,
+    Distill, "Computing Receptive Fields of Convolutional Neural Networks", eq. 2; Dumoulin &
+    Visin 2016, arXiv:1603.07285). Padding moves the field but does not change its size.
+
+    >>> receptive_field([4, 4, 4, 4, 4], [2, 2, 2, 1, 1])  # pix2pix's 70x70 PatchGAN
+    70
+    """
+    dilations = [1] * len(kernels) if dilations is None else dilations
+    if not len(kernels) == len(strides) == len(dilations):
+        raise ValueError(
+            f"Give one kernel, stride and dilation per layer; got {len(kernels)} kernels, "
+            f"{len(strides)} strides and {len(dilations)} dilations."
+        )
+    field, jump = 1, 1
+    for kernel, stride, dilation in zip(kernels, strides, dilations, strict=True):
+        _check(kernel=kernel, stride=stride, dilation=dilation)
+        field, jump = field + dilation * (kernel - 1) * jump, jump * stride
+    return field
