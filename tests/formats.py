@@ -88,3 +88,21 @@ def write_pngs(folder: Path, n: int, size: tuple[int, int] = (8, 8), seed: int =
     for i, pixels in enumerate(images):
         Image.fromarray(pixels).save(folder / f"{i}.png")
     return images
+
+
+def write_png(path: Path, pixels: np.ndarray) -> np.ndarray:
+    """One PNG of uint8 (H, W, 3) or (H, W) `pixels`, folders made as needed."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(pixels).save(path)
+    return pixels
+
+
+def write_celeba_attributes(root: Path, names: list[str], values: np.ndarray) -> None:
+    """Replace list_attr_celeba.txt of a `write_celeba` folder: the header of attribute
+    `names`, then per image its -1/1 `values` (N, len(names)), in the official layout."""
+    folder = root / "celeba"
+    images = sorted(p.name for p in (folder / "img_align_celeba").iterdir())
+    lines = [str(len(images)), " ".join(names)]
+    rows = zip(images, values, strict=True)
+    lines += [f"{n} " + " ".join(f"{v:2d}" for v in row) for n, row in rows]
+    (folder / "list_attr_celeba.txt").write_text("\n".join(lines) + "\n")

@@ -14,6 +14,15 @@ from genflow.data.base import (
 from genflow.data.digits import Digits
 from genflow.data.folder import ImageFiles, ImageFolder
 from genflow.data.idx import IDX, IDXFormatError, read_idx, read_idx_header
+from genflow.data.image2image import (
+    CelebAAttributes,
+    ColoredDigits,
+    EdgesToDigits,
+    GrayToColorDigits,
+    MultiDomainImages,
+    PairedImages,
+    UnpairedImages,
+)
 from genflow.data.torchvision_sets import CIFAR10, MNIST, CelebA, FashionMNIST
 from genflow.data.toy2d import Toy2D, sample_toy2d
 
@@ -21,9 +30,13 @@ __all__ = [
     "BaseDataModule",
     "CIFAR10",
     "CelebA",
+    "CelebAAttributes",
+    "ColoredDigits",
     "DatasetNotFoundError",
     "Digits",
+    "EdgesToDigits",
     "FashionMNIST",
+    "GrayToColorDigits",
     "IDX",
     "IDXFormatError",
     "ImageDataModule",
@@ -31,8 +44,11 @@ __all__ = [
     "ImageFolder",
     "InMemoryDataset",
     "MNIST",
+    "MultiDomainImages",
+    "PairedImages",
     "TensorImageDataModule",
     "Toy2D",
+    "UnpairedImages",
     "read_idx",
     "read_idx_header",
     "sample_toy2d",
