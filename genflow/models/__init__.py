@@ -5,6 +5,7 @@ from genflow.models.base import GenerativeModel
 from genflow.models.classical import GMM, PPCA
 from genflow.models.flows import NICE, CouplingFlow, FlowModel, RealNVP
 from genflow.models.gan import GAN, WGAN, WGANGP, BiGAN, ConditionalGAN
+from genflow.models.image2image import CycleGAN, Pix2Pix, StarGAN
 from genflow.models.pixelcnn import GatedPixelCNN, PixelCNN, PixelCNNPlusPlus
 from genflow.models.vae import VAE
 
@@ -19,12 +20,15 @@ __all__ = [
     "WGANGP",
     "BiGAN",
     "ConditionalGAN",
+    "CycleGAN",
     "CouplingFlow",
     "DenoisingAE",
     "FlowModel",
     "GatedPixelCNN",
     "GenerativeModel",
     "PixelCNN",
+    "Pix2Pix",
     "PixelCNNPlusPlus",
     "RealNVP",
+    "StarGAN",
 ]

@@ -220,7 +220,58 @@ def _check_architecture(architecture: str, data_shape: tuple[int, ...]) -> None:
 
 
 # ---- the LightningModules -------------------------------------------------------------------
-class GAN(GenerativeModel):
+class AlternatingModel(GenerativeModel):
+    """Networks trained in turn by manual optimization, one optimizer each: the GANs here and
+    the image-to-image GANs (`genflow.models.image2image`).
+
+    Subclasses set `automatic_optimization = False`, `clip_grad_norm` (None or a max norm) and
+    `scheduler_interval` ("epoch" or "step"), and make each step with `_optimize`.
+    """
+
+    clip_grad_norm: float | None = None
+    scheduler_interval: Literal["epoch", "step"] = "epoch"
+
+    def setup(self, stage: str) -> None:
+        strategy = self._trainer.strategy if self._trainer is not None else None
+        if isinstance(strategy, DDPStrategy) and strategy.world_size > 1:
+            if not getattr(strategy, "_ddp_kwargs", {}).get("find_unused_parameters", False):
+                raise ValueError(
+                    f"{type(self).__name__} steps its generator and critic in turn, so each "
+                    f"backward pass leaves the other network's parameters unused, which plain "
+                    f"DDP rejects. Run with --trainer.strategy ddp_find_unused_parameters_true."
+                )
+
+    def _optimize(self, optimizer, loss_fn: Callable[[], Tensor]) -> Tensor:
+        """One step of one network; the other network's parameters get no gradient."""
+        with self.toggled_optimizer(optimizer):
+            loss = loss_fn()
+            optimizer.zero_grad(set_to_none=True)
+            self.manual_backward(loss)
+            if self.clip_grad_norm is not None:
+                self.clip_gradients(optimizer, self.clip_grad_norm, "norm")
+            optimizer.step()
+        if self.scheduler_interval == "step":
+            self._step_scheduler(optimizer)
+        return loss.detach()
+
+    def _step_scheduler(self, optimizer) -> None:
+        for scheduler in self._schedulers():
+            if scheduler.optimizer is optimizer.optimizer:
+                scheduler.step()
+
+    def _schedulers(self) -> list:
+        schedulers = self.lr_schedulers()
+        if schedulers is None:
+            return []
+        return schedulers if isinstance(schedulers, list) else [schedulers]
+
+    def on_train_epoch_end(self) -> None:
+        if self.scheduler_interval == "epoch":
+            for scheduler in self._schedulers():
+                scheduler.step()
+
+
+class GAN(AlternatingModel):
     """A generator G and a discriminator D trained by alternating steps (Goodfellow et al. 2014,
     arXiv:1406.2661), with manual optimization.
 
@@ -392,16 +443,6 @@ class GAN(GenerativeModel):
         return {"generator": self.generator, "discriminator": self.discriminator}
 
     # ---- training ---------------------------------------------------------------------------
-    def setup(self, stage: str) -> None:
-        strategy = self._trainer.strategy if self._trainer is not None else None
-        if isinstance(strategy, DDPStrategy) and strategy.world_size > 1:
-            if not getattr(strategy, "_ddp_kwargs", {}).get("find_unused_parameters", False):
-                raise ValueError(
-                    f"{type(self).__name__} steps its generator and critic in turn, so each "
-                    f"backward pass leaves the other network's parameters unused, which plain "
-                    f"DDP rejects. Run with --trainer.strategy ddp_find_unused_parameters_true."
-                )
-
     def configure_optimizers(self):
         opt_g = self.optimizer_g(self.generator_parameters())
         opt_d = self.optimizer_d(self.discriminator.parameters())
@@ -426,35 +467,6 @@ class GAN(GenerativeModel):
             if self.generator_ema is not None:
                 ema_update(self.generator_ema, self.generator, self.ema_decay)
         self.log_stage("train", metrics, prog_bar=True)
-
-    def _optimize(self, optimizer, loss_fn: Callable[[], Tensor]) -> Tensor:
-        """One step of one network; the other network's parameters get no gradient."""
-        with self.toggled_optimizer(optimizer):
-            loss = loss_fn()
-            optimizer.zero_grad(set_to_none=True)
-            self.manual_backward(loss)
-            if self.clip_grad_norm is not None:
-                self.clip_gradients(optimizer, self.clip_grad_norm, "norm")
-            optimizer.step()
-        if self.scheduler_interval == "step":
-            self._step_scheduler(optimizer)
-        return loss.detach()
-
-    def _step_scheduler(self, optimizer) -> None:
-        for scheduler in self._schedulers():
-            if scheduler.optimizer is optimizer.optimizer:
-                scheduler.step()
-
-    def _schedulers(self) -> list:
-        schedulers = self.lr_schedulers()
-        if schedulers is None:
-            return []
-        return schedulers if isinstance(schedulers, list) else [schedulers]
-
-    def on_train_epoch_end(self) -> None:
-        if self.scheduler_interval == "epoch":
-            for scheduler in self._schedulers():
-                scheduler.step()
 
     def _eval_step(self, batch, batch_idx: int, stage: str) -> None:
         x, y = batch

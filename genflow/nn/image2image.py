@@ -275,6 +275,7 @@ class PatchDiscriminator(nn.Module):
         super().__init__()
         if num_layers < 1:
             raise ValueError(f"num_layers must be >= 1, got {num_layers}.")
+        self.num_layers = num_layers
         widths = [base_channels * min(2**i, 8) for i in range(num_layers + 1)]
         strides = [2] * num_layers + [1]
         layers: list[nn.Module] = []
