@@ -12,7 +12,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from formats import write_cifar10, write_idx, write_mnist
+from formats import (
+    write_celeba,
+    write_celeba_attributes,
+    write_cifar10,
+    write_idx,
+    write_mnist,
+    write_png,
+)
+from test_image2image_data import NAMES as CELEBA_ATTRIBUTES
 
 from genflow.cli import cli
 
@@ -31,6 +39,9 @@ def data_overrides(config: Path, tmp: Path) -> list[str]:
     if "genflow.data.CIFAR10" in text:
         write_cifar10(tmp / "data")  # batch 2 keeps the paper-size CIFAR-10 models quick
         return ["--data.init_args.root", str(tmp / "data"), "--data.init_args.batch_size", "2"]
+    image2image = image2image_overrides(text, tmp)
+    if image2image is not None:
+        return image2image
     if "genflow.data.IDX" in text:
         rng = np.random.default_rng(0)
         images = write_idx(tmp / "imgs.gz", rng.integers(0, 256, (30, 28, 28)), compress=True)
@@ -53,6 +64,29 @@ def test_every_config_starts_with_a_purpose_and_its_command():
         first, second = config.read_text().splitlines()[:2]
         assert first.startswith("# ") and len(first) > 20, config
         assert "genflow" in second or "loaded before" in second or "make demo" in first, config
+
+
+def image2image_overrides(text: str, tmp: Path) -> list[str] | None:
+    """Tiny folders in the papers' layouts for the image-to-image paper configs, at 64 px."""
+    rng = np.random.default_rng(0)
+    if "genflow.data.PairedImages" in text:  # pix2pix: side-by-side pairs in train/ and test/
+        for split, n in (("train", 4), ("test", 2)):
+            for i in range(n):
+                write_png(tmp / "pairs" / split / f"{i}.png", rng.integers(0, 256, (64, 128, 3),
+                          dtype=np.uint8))  # fmt: skip
+        return ["--data.init_args.root", str(tmp / "pairs"), "--data.init_args.size", "64"]
+    if "genflow.data.UnpairedImages" in text:  # CycleGAN: trainA/ trainB/ testA/ testB/
+        for folder, n in (("trainA", 3), ("trainB", 4), ("testA", 2), ("testB", 2)):
+            for i in range(n):
+                write_png(tmp / "domains" / folder / f"{i}.png",
+                          rng.integers(0, 256, (64, 64, 3), dtype=np.uint8))  # fmt: skip
+        return ["--data.init_args.root", str(tmp / "domains"), "--data.init_args.size", "64"]
+    if "genflow.data.CelebAAttributes" in text:  # StarGAN: CelebA with real attribute names
+        write_celeba(tmp / "data", partition=[0, 0, 0, 0, 1, 1, 2, 2])
+        write_celeba_attributes(tmp / "data", CELEBA_ATTRIBUTES, rng.choice([-1, 1], (8, 40)))
+        return ["--data.init_args.root", str(tmp / "data"), "--data.init_args.image_size", "64",
+                "--data.init_args.batch_size", "2"]  # fmt: skip
+    return None
 
 
 @pytest.mark.slow
