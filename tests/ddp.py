@@ -90,14 +90,17 @@ def run_ddp_fit(
 BATCHNORM_STATS = ("running_mean", "running_var", "num_batches_tracked")
 
 
-def assert_identical_parameters(ranks: list[dict], batchnorm_stats: bool = True) -> None:
+def assert_identical_parameters(
+    ranks: list[dict], batchnorm_stats: bool = True, skip: tuple[str, ...] = ()
+) -> None:
     """Every entry of the state dicts of both ranks is bit-for-bit equal. BatchNorm running
     statistics are per rank under DDP on CPU (SyncBatchNorm needs GPUs; DDP re-broadcasts rank
-    0's at each step and rank 0 saves the checkpoint): `batchnorm_stats=False` leaves them out."""
+    0's at each step and rank 0 saves the checkpoint): `batchnorm_stats=False` leaves them out,
+    as `skip` leaves out other buffers that are per rank by design."""
     rank0, rank1 = ranks[0]["state"], ranks[1]["state"]
     assert rank0.keys() == rank1.keys() and len(rank0) > 0
     for key in rank0:
-        if not batchnorm_stats and key.endswith(BATCHNORM_STATS):
+        if (not batchnorm_stats and key.endswith(BATCHNORM_STATS)) or key.endswith(skip):
             continue
         torch.testing.assert_close(rank0[key], rank1[key], rtol=0, atol=0, msg=key)
 

@@ -36,3 +36,18 @@ FAMILIES = {
     "GatedPixelCNN": ("pixelcnn/digits.yaml", []),
     "PixelCNNPlusPlus": ("pixelcnn/digits.yaml", TINY_PIXELCNNPP),
 }
+
+# The image-to-image GANs on their offline digit domains, shrunk to 16 px and narrow networks.
+TINY_I2I = ["--data.init_args.size", "16", "--model.init_args.base_channels", "8"]
+TRANSLATION_FAMILIES = {
+    "Pix2Pix": ("image2image/pix2pix_edges_digits.yaml", TINY_I2I),
+    # an explicit decay: the default (the second half of max_epochs) depends on max_epochs
+    "CycleGAN": ("image2image/cyclegan_gray_color_digits.yaml",
+                 [*TINY_I2I, "--model.init_args.num_blocks", "1",
+                  "--model.init_args.decay_start", "1", "--model.init_args.decay_epochs", "2"]),
+    "StarGAN": ("image2image/stargan_colored_digits.yaml",
+                [*TINY_I2I, "--model.init_args.num_blocks", "1",
+                 "--model.init_args.critic_layers", "2"]),
+}  # fmt: skip
+# Every trainable model class: the tests of exact resume and of DDP run all of them.
+ALL_FAMILIES = FAMILIES | TRANSLATION_FAMILIES

@@ -266,7 +266,9 @@ class AlternatingModel(GenerativeModel):
         return schedulers if isinstance(schedulers, list) else [schedulers]
 
     def on_train_epoch_end(self) -> None:
-        if self.scheduler_interval == "epoch":
+        # An epoch cut short (max_steps, a stop request) does not count: a run resumed from it
+        # finishes the epoch first, as an uninterrupted run would, and steps then.
+        if self.scheduler_interval == "epoch" and self.trainer.is_last_batch:
             for scheduler in self._schedulers():
                 scheduler.step()
 

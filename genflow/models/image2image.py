@@ -157,14 +157,14 @@ class _TranslationModel(AlternatingModel):
     # ---- checkpoints --------------------------------------------------------------------------
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         super().on_save_checkpoint(checkpoint)
-        checkpoint["translation_counters"] = {
+        checkpoint["gan_counters"] = {
             "generator_steps": self.generator_steps,
             "critic_steps": self.critic_steps,
         }
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         super().on_load_checkpoint(checkpoint)
-        for name, value in checkpoint.get("translation_counters", {}).items():
+        for name, value in checkpoint.get("gan_counters", {}).items():
             setattr(self, name, value)
 
 
