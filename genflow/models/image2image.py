@@ -168,6 +168,15 @@ class _TranslationModel(AlternatingModel):
             setattr(self, name, value)
 
 
+def weighted_loss(
+    terms: dict[str, Tensor], weights: dict[str, float], logged: dict[str, Tensor]
+) -> Tensor:
+    """sum_k weights[k] * terms[k] (terms (B,) each, missing ones skipped), averaged over the
+    batch; every term's batch mean is also put in `logged`, detached."""
+    logged.update({k: v.mean().detach() for k, v in terms.items()})
+    return sum(w * terms[k] for k, w in weights.items() if k in terms).mean()
+
+
 def _num_downs(data_shape: Sequence[int]) -> int:
     """The U-Net depth that takes the smaller side down to 1 (8 for pix2pix's 256x256)."""
     side = min(data_shape[-2:])
@@ -262,11 +271,12 @@ class Pix2Pix(_TranslationModel):
         fake_logits = self.discriminator(torch.cat([x, fake], dim=1))
         return 0.5 * discriminator_loss(real_logits, fake_logits).flatten(1).mean(1)
 
-    def losses_g(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
+    def losses_g(self, x: Tensor, y: Tensor) -> dict[str, Tensor]:
         """(B,) adversarial and L1 terms of G's loss."""
         fake = self.generator(x)
         logits = self.discriminator(torch.cat([x, fake], dim=1))
-        return non_saturating_generator_loss(logits).flatten(1).mean(1), l1_per_example(fake, y)
+        adversarial = non_saturating_generator_loss(logits).flatten(1).mean(1)
+        return {"adv": adversarial, "l1": l1_per_example(fake, y)}
 
     def training_step(self, batch, batch_idx: int) -> None:
         x, y = batch
@@ -274,17 +284,15 @@ class Pix2Pix(_TranslationModel):
         x, y = self.to_model_space(x), self.to_model_space(y)
         opt_g, opt_d = self.optimizers()
         loss_d = self._optimize(opt_d, lambda: self.losses_d(x, y).mean())
-        terms = {}
-
-        def loss_g() -> Tensor:
-            adversarial, l1 = self.losses_g(x, y)
-            terms.update(adv=adversarial.mean().detach(), l1=l1.mean().detach())
-            return (adversarial + self.l1_weight * l1).mean()
-
-        loss_g_value = self._optimize(opt_g, loss_g)
+        logged = {"loss_d": loss_d}
+        weights = {"adv": 1.0, "l1": self.l1_weight}
+        logged["loss_g"] = self._optimize(
+            opt_g,
+            lambda: weighted_loss(self.losses_g(x, y), weights, logged),
+        )
         self.critic_steps += 1
         self.generator_steps += 1
-        self.log_stage("train", {"loss_d": loss_d, "loss_g": loss_g_value, **terms})
+        self.log_stage("train", logged)
 
     def eval_metrics(self, x: Tensor, y: Tensor) -> dict[str, Tensor]:
         # [0, 1] units: half the [-1, 1] error
@@ -391,14 +399,16 @@ class CycleGAN(_TranslationModel):
         logged: dict[str, Tensor] = {}
         fakes: list[Tensor] = []
 
+        weights = {
+            "adv": 1.0,
+            "cycle": self.cycle_weight,
+            "identity": self.identity_weight * self.cycle_weight,
+        }
+
         def loss_g() -> Tensor:
             terms, fake_a, fake_b = self.generator_losses(a, b)
             fakes[:] = [fake_a.detach(), fake_b.detach()]
-            logged.update({k: v.mean().detach() for k, v in terms.items()})
-            loss = terms["adv"] + self.cycle_weight * terms["cycle"]
-            if "identity" in terms:
-                loss = loss + self.identity_weight * self.cycle_weight * terms["identity"]
-            return loss.mean()
+            return weighted_loss(terms, weights, logged)
 
         logged["loss_g"] = self._optimize(opt_g, loss_g)
         fake_a, fake_b = self.pool_a.query(fakes[0]), self.pool_b.query(fakes[1])
@@ -573,29 +583,19 @@ class StarGAN(_TranslationModel):
         opt_g, opt_d = self.optimizers()
         logged: dict[str, Tensor] = {}
 
-        def loss_d() -> Tensor:
-            terms = self.critic_losses(x, labels, targets)
-            logged.update({k: v.mean().detach() for k, v in terms.items()})
-            return (
-                terms["wasserstein"]
-                + self.gp_weight * terms["gp"]
-                + self.cls_weight * terms["cls_real"]
-            ).mean()
-
-        logged["loss_d"] = self._optimize(opt_d, loss_d)
+        critic = {"wasserstein": 1.0, "gp": self.gp_weight, "cls_real": self.cls_weight}
+        logged["loss_d"] = self._optimize(
+            opt_d, lambda: weighted_loss(self.critic_losses(x, labels, targets), critic, logged)
+        )
         self.critic_steps += 1
         if self.critic_steps % self.n_critic == 0:
-
-            def loss_g() -> Tensor:
-                terms = self.generator_losses(x, labels, targets)
-                logged.update({k: v.mean().detach() for k, v in terms.items()})
-                return (
-                    terms["adv"]
-                    + self.cls_weight * terms["cls_fake"]
-                    + self.rec_weight * terms["rec"]
-                ).mean()
-
-            logged["loss_g"] = self._optimize(opt_g, loss_g)
+            generator = {"adv": 1.0, "cls_fake": self.cls_weight, "rec": self.rec_weight}
+            logged["loss_g"] = self._optimize(
+                opt_g,
+                lambda: weighted_loss(
+                    self.generator_losses(x, labels, targets), generator, logged
+                ),
+            )
             self.generator_steps += 1
         self.log_stage("train", logged)
 
