@@ -163,3 +163,26 @@ def test_image_translators_refuse_what_they_cannot_do():
         CycleGAN(data_shape=(2,))
     with pytest.raises(ValueError, match="has no output on 16x16 images.*Lower patch_layers"):
         CycleGAN(data_shape=(3, 16, 16), patch_layers=3)
+
+
+@pytest.mark.parametrize(("family", "rows"), [("Pix2Pix", 2), ("CycleGAN", 3), ("StarGAN", 3)])
+def test_translation_grid_shows_inputs_translations_and_reconstructions(family, rows, tmp_path):
+    """Through the CLI with the defaults: the run folder gets a grid of the kept inputs, their
+    translations and (CycleGAN, StarGAN) the way back, 8 columns of 16 px images."""
+    from families import TRANSLATION_FAMILIES
+    from PIL import Image
+
+    from genflow.cli import cli
+
+    config, extra = TRANSLATION_FAMILIES[family]
+    run = cli([
+        "fit", "--config", f"experiments/{config}", *extra, "--run.root", str(tmp_path),
+        "--run.wandb", "disabled", "--trainer.max_epochs", "1",
+        "--trainer.limit_train_batches", "2", "--trainer.limit_val_batches", "1",
+        "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false",
+    ])  # fmt: skip
+    (png,) = (tmp_path).glob("*/version_0/samples/translations-epoch000.png")
+    width, height = Image.open(png).size
+    assert (width, height) == (8 * 17 + 1, rows * 17 + 1)  # a 1-pixel border around each image
+    first = run.model.translation_rows(8)
+    assert len(first) == rows and all(r.shape == (8, *run.model.data_shape) for r in first)

@@ -3,7 +3,7 @@
 from genflow.callbacks.density import DensityGrid
 from genflow.callbacks.divergence import DivergenceGuard
 from genflow.callbacks.evaluation import FID, Likelihood
-from genflow.callbacks.grids import ReconstructionGrid, SampleGrid, save_samples
+from genflow.callbacks.grids import ReconstructionGrid, SampleGrid, TranslationGrid, save_samples
 from genflow.callbacks.interpolation import Interpolation
 from genflow.callbacks.metrics_file import MetricsFile
 from genflow.callbacks.speed import SpeedOptions
@@ -20,5 +20,6 @@ __all__ = [
     "SampleGrid",
     "SpeedOptions",
     "Throughput",
+    "TranslationGrid",
     "save_samples",
 ]

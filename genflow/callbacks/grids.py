@@ -163,3 +163,32 @@ class ReconstructionGrid(_EveryNEpochs):
             pl_module.train(was_training)
         both = torch.cat([x, x_hat.reshape_as(x)])  # originals in the top row
         self._write(trainer, "reconstructions", both, nrow=len(x))
+
+
+class TranslationGrid(_EveryNEpochs):
+    """For image-to-image models (those with `translation_rows`): rows of kept evaluation
+    inputs, their translations and, for CycleGAN and StarGAN, the reconstructions back, one
+    column per image. Other models are skipped silently, so it can sit in the defaults."""
+
+    def __init__(self, every_n_epochs: int = 1, num_images: int = 8) -> None:
+        super().__init__(every_n_epochs)
+        if num_images < 1:
+            raise ValueError(f"num_images must be >= 1, got {num_images}.")
+        self.num_images = num_images
+
+    @rank_zero_only
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        rows_of = getattr(pl_module, "translation_rows", None)
+        if rows_of is None or not self._due(trainer):
+            return
+        was_training = pl_module.training
+        pl_module.eval()
+        try:
+            rows = rows_of(self.num_images)
+        finally:
+            pl_module.train(was_training)
+        if not rows:
+            return
+        channels = max(row.shape[1] for row in rows)  # gray inputs beside colour outputs
+        rows = [row.expand(-1, channels, -1, -1) if row.shape[1] == 1 else row for row in rows]
+        self._write(trainer, "translations", torch.cat(rows), nrow=len(rows[0]))

@@ -116,6 +116,20 @@ class _TranslationModel(AlternatingModel):
     def _sample_targets(self, index: Tensor, labels: Tensor | None) -> Tensor | None:
         return None
 
+    @torch.no_grad()
+    def translation_rows(self, num_images: int) -> list[Tensor]:
+        """Rows of a grid, each (n, C, H, W) in the data space: the first kept evaluation
+        inputs, their translations and, for the cyclic models, the reconstructions back."""
+        n = min(num_images, int(self.examples_kept))
+        if n == 0:
+            return []
+        index = torch.arange(n, device=self.device)
+        x, target = self.example_inputs[:n], self._sample_targets(index, None)
+        return [x, *self._translation_and_back(x, target, index)]
+
+    def _translation_and_back(self, x: Tensor, target, index: Tensor) -> list[Tensor]:
+        return [self.translate(x, target)]
+
     def _keep_examples(self, x: Tensor, y: Tensor) -> None:
         """Keep the first validation inputs (and their labels) for `sample` and grids."""
         kept, room = int(self.examples_kept), len(self.example_inputs)
@@ -377,6 +391,10 @@ class CycleGAN(_TranslationModel):
         net = self.g_ba if to_a else self.g_ab
         return self.to_data_space(net(self.to_model_space(x)))
 
+    def _translation_and_back(self, x: Tensor, target, index: Tensor) -> list[Tensor]:
+        fake_b = self.translate(x)  # A -> B
+        return [fake_b, self.translate(fake_b, torch.tensor(0))]  # and back to A
+
     def generator_losses(self, a: Tensor, b: Tensor) -> tuple[dict[str, Tensor], Tensor, Tensor]:
         """(B,) adversarial, cycle and identity terms, and the two translations (for the
         discriminators' step)."""
@@ -534,6 +552,10 @@ class StarGAN(_TranslationModel):
         return (self.example_targets[index] + 1) % self.num_classes
 
     conditional = True  # sample(labels=...) gives the target domains
+
+    def _translation_and_back(self, x: Tensor, target, index: Tensor) -> list[Tensor]:
+        fake = self.translate(x, target)
+        return [fake, self.translate(fake, self.example_targets[index])]  # back to the source
 
     def check_sample_args(self, num_samples: int, labels: Tensor | None = None) -> None:
         super().check_sample_args(num_samples, labels)
