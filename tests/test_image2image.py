@@ -106,6 +106,18 @@ def test_cyclegan_trains_keeps_its_image_pools_in_checkpoints_and_decays_linearl
     )
 
 
+def test_cyclegan_without_an_epoch_limit_keeps_its_learning_rate():
+    """A time-limited run (max_epochs -1) has no second half to decay over."""
+    model = CycleGAN(
+        data_shape=(3, 16, 16), base_channels=8, num_blocks=1, patch_layers=1, **SMALL
+    )
+    model.trainer = pl.Trainer(max_epochs=-1, max_time={"minutes": 1}, logger=False)
+    optimizers = model.configure_optimizers()
+    assert isinstance(optimizers, list) and all(
+        o.param_groups[0]["lr"] == 2e-4 for o in optimizers
+    )
+
+
 def test_cyclegan_translates_both_ways():
     model = CycleGAN(
         data_shape=(3, 16, 16), base_channels=8, num_blocks=1, patch_layers=1, **SMALL

@@ -319,7 +319,8 @@ class CycleGAN(_TranslationModel):
     + |G(F(b)) - b|) with lambda = 10, identity loss 0.5 lambda (|G(b) - b| + |F(a) - a|), and a
     history of 50 generated images per discriminator (sec. 4 and appendix 7). Adam 2e-4, betas
     (0.5, 0.999); the paper keeps the rate for 100 epochs, then decays it linearly to zero over
-    100 more: `decay_start` and `decay_epochs` set that (None: the second half of max_epochs).
+    100 more: `decay_start` and `decay_epochs` set that (None: the second half of max_epochs;
+    no decay when the run has no epoch limit, e.g. `max_epochs: -1` with `max_time`).
 
     The batch's x is from A and y from B. `translate(x, target)` maps A -> B (target None or 1)
     or B -> A (target 0). Validation logs `cycle_a`, `cycle_b` (reconstruction errors, mean
@@ -378,7 +379,9 @@ class CycleGAN(_TranslationModel):
     def configure_optimizers(self):
         optimizers = super().configure_optimizers()
         epochs = self.trainer.max_epochs if self._trainer is not None else None
-        start = self.decay_start if self.decay_start is not None else (epochs or 2) // 2
+        if self.decay_start is None and (epochs is None or epochs < 2):
+            return optimizers  # no epoch count to halve (e.g. time-limited runs): no decay
+        start = self.decay_start if self.decay_start is not None else epochs // 2
         length = self.decay_epochs if self.decay_epochs is not None else max(1, start)
         factor = partial(linear_decay, start=start, length=length)
         schedulers = [torch.optim.lr_scheduler.LambdaLR(o, factor) for o in optimizers]
