@@ -239,7 +239,8 @@ class ImageToImageDataModule(ImageDataModule):
 
     @property
     def target_shape(self) -> tuple[int, int, int]:
-        raise NotImplementedError
+        """The shape of the target images `y`; the inputs' unless a subclass says otherwise."""
+        return self.data_shape
 
     @property
     def num_classes(self) -> int:
@@ -342,6 +343,8 @@ class GeneratedDigits:
         test_size: fraction (float below 1) or count held out for testing.
     """
 
+    channels = 1  # of the generated images; the coloured domains have 3
+
     def __init__(
         self, size: int = 32, images: str | None = None, test_size: float | int = 0.2, **kwargs
     ) -> None:
@@ -350,6 +353,10 @@ class GeneratedDigits:
         if images is not None and not Path(images).is_file():
             hint = "Point images at an IDX file of uint8 (N, H, W) images, or leave it None."
             raise missing_data_error("IDX images", Path(images).parent, [Path(images).name], hint)
+
+    @property
+    def data_shape(self) -> tuple[int, int, int]:
+        return (self.channels, self.size, self.size)
 
     def _gray(self) -> Tensor:
         """All source digits, uint8 (N, 1, size, size)."""
@@ -371,14 +378,6 @@ class EdgesToDigits(GeneratedDigits, ImageToImageDataModule):
         test_size: fraction (float below 1) or count held out for testing.
         **kwargs: the arguments of `ImageDataModule` (binarize must stay "none").
     """
-
-    @property
-    def data_shape(self) -> tuple[int, int, int]:
-        return (1, self.size, self.size)
-
-    @property
-    def target_shape(self) -> tuple[int, int, int]:
-        return (1, self.size, self.size)
 
     def _load_splits(self):
         y = self._gray()
@@ -412,17 +411,11 @@ class GrayToColorDigits(GeneratedDigits, UnpairedDataModule):
         **kwargs: the arguments of `ImageDataModule` (binarize must stay "none").
     """
 
+    channels = 3
+
     def __init__(self, size: int = 32, num_colors: int = len(PALETTE), **kwargs) -> None:
         super().__init__(size=size, **kwargs)
         self.num_colors = _check_colors(num_colors)
-
-    @property
-    def data_shape(self) -> tuple[int, int, int]:
-        return (3, self.size, self.size)
-
-    @property
-    def target_shape(self) -> tuple[int, int, int]:
-        return (3, self.size, self.size)
 
     def _domains(self):
         gray = self._gray()
@@ -459,15 +452,13 @@ class ColoredDigits(GeneratedDigits, ImageDataModule):
 
     multi_label = False
 
+    channels = 3
+
     def __init__(self, num_colors: int = 3, size: int = 32, **kwargs) -> None:
         super().__init__(size=size, **kwargs)
         self.num_colors = _check_colors(num_colors)
         if num_colors < 2:
             raise ValueError(_few_domains_message(f"num_colors={num_colors}", num_colors))
-
-    @property
-    def data_shape(self) -> tuple[int, int, int]:
-        return (3, self.size, self.size)
 
     @property
     def num_classes(self) -> int:
