@@ -181,3 +181,33 @@ def test_fid_callback_under_ddp_equals_one_process(tmp_path, lenet_path):
             assert rank[key] == pytest.approx(float(one[key]), abs=1e-6, rel=1e-6), key
     assert float(one["val/fid"]) > 0 and float(one["val/bpd"]) > 0
     assert torch.isfinite(torch.tensor([float(one[k]) for k in keys])).all()
+
+
+def test_validate_before_fit_then_fit_gives_the_same_exact_means():
+    """`trainer.validate` first (a baseline figure, as users do) then `fit` on the same model:
+    the per-example mean metrics made under validate's inference mode must not break fit's
+    validation, and each figure is still the exact mean of log_prob over the split."""
+    import pytorch_lightning as pl
+
+    from genflow.models import GatedPixelCNN
+
+    data = Digits(batch_size=64, binarize="none", seed=0)
+    data.setup()
+    torch.manual_seed(0)
+    model = GatedPixelCNN(data_shape=data.data_shape, num_bits=data.num_bits,
+                          hidden_channels=8, num_layers=2, head_channels=8)  # fmt: skip
+
+    def trainer(**kwargs):
+        return pl.Trainer(logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                          enable_model_summary=False, accelerator="cpu", **kwargs)  # fmt: skip
+
+    def exact_bpd() -> float:
+        x = torch.cat([b for b, _ in data.val_dataloader()])
+        return float(model.bits_per_dim(x).mean())
+
+    before = trainer().validate(model, data.val_dataloader(), verbose=False)[0]["val/bpd"]
+    assert before == pytest.approx(exact_bpd(), rel=1e-6)
+    fitted = trainer(max_epochs=1, limit_train_batches=3, num_sanity_val_steps=0)
+    fitted.fit(model, datamodule=data)
+    after = float(fitted.callback_metrics["val/bpd"])
+    assert after == pytest.approx(exact_bpd(), rel=1e-6) and after != before

@@ -218,6 +218,9 @@ class GenerativeModel(pl.LightningModule):
         if self.trainer.world_size > 1:
             base = int(torch.randint(2**62, (1,)))
             torch.manual_seed(base + self.global_rank)
+        # Metrics made by an earlier `trainer.validate` / `test` hold inference-mode tensors,
+        # which fit's validation (run under no_grad) may not update in place: start afresh.
+        self._example_means.clear()
 
     def on_train_batch_start(self, batch, batch_idx: int) -> None:
         """Free the previous step's gradients before this step's forward pass. Lightning zeroes
