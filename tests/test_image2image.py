@@ -146,6 +146,32 @@ def test_stargan_classifies_reals_by_their_labels_and_fakes_by_their_targets(mon
     assert torch.equal(calls[0], labels) and torch.equal(calls[1], targets)
 
 
+def test_stargan_identity_term_is_the_l1_to_the_input_in_its_own_domain():
+    """Off by default (the paper has none); with a weight, |G(x, c_x) - x| per example joins the
+    generator's loss with that weight, and it is zero for a generator that returns its input."""
+    shape = dict(data_shape=(3, 16, 16), num_classes=3, base_channels=8, num_blocks=1,
+                 critic_layers=2, **SMALL)  # fmt: skip
+    x = images(4) * 2 - 1
+    labels, targets = torch.tensor([0, 1, 2, 0]), torch.tensor([1, 2, 0, 2])
+    assert "identity" not in StarGAN(**shape).generator_losses(x, labels, targets)
+
+    model = StarGAN(**shape, identity_weight=7.0)
+    seen = []
+
+    def generator(images, domains):
+        seen.append(domains.clone())
+        return images.flip(-1)  # a generator that ignores the domain: G(x, c) = mirrored x
+
+    model.generator.forward = generator
+    terms = model.generator_losses(x, labels, targets)
+    torch.testing.assert_close(terms["identity"], (x.flip(-1) - x).abs().flatten(1).mean(1))
+    assert torch.equal(seen[-1], labels)  # the identity term asks for x's own domain
+    model.generator.forward = lambda images, domains: images
+    assert torch.equal(model.generator_losses(x, labels, targets)["identity"], torch.zeros(4))
+    with pytest.raises(ValueError, match="loss weights must be >= 0.*identity_weight=-1.0"):
+        StarGAN(**shape, identity_weight=-1.0)
+
+
 def test_stargan_trains_with_n_critic_and_translates_kept_inputs_to_the_next_domain():
     model = StarGAN(data_shape=(3, 16, 16), num_classes=3, base_channels=8, num_blocks=1,
                     critic_layers=2, n_critic=2, **SMALL)  # fmt: skip
