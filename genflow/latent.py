@@ -233,8 +233,12 @@ def random_codes(
     temperature: float = 1.0,
     generator: torch.Generator | None = None,
 ) -> Tensor:
-    """(num_codes, *model.latent_shape) codes from the standard normal prior, scaled by
-    `temperature`, on the model's device."""
+    """(num_codes, *model.latent_shape) codes from the model's prior, on its device: the
+    standard normal scaled by `temperature`, or the model's own `random_latents(num_codes,
+    temperature, generator)` where its latent space is not normal (StyleGAN's w = f(z))."""
+    own = getattr(model, "random_latents", None)
+    if own is not None:
+        return own(num_codes, temperature, generator)
     shape = (num_codes, *model.latent_shape)
     device = model_device(model)
     if generator is None:

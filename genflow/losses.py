@@ -113,6 +113,14 @@ def gradient_penalty(
     return (grad.flatten(1).norm(dim=1) - 1).pow(2)
 
 
+def r1_penalty(real_logits: Tensor, reals: Tensor) -> Tensor:
+    """||grad_x D(x)||^2 per example at the real data, (B,): the R1 regularizer (Mescheder et
+    al. 2018, arXiv:1801.04406, eq. 9, without its gamma / 2). `reals` must require grad and
+    `real_logits` (B,) come from it; the graph is kept so the penalty trains D."""
+    (grad,) = torch.autograd.grad(real_logits.sum(), reals, create_graph=True)
+    return grad.flatten(1).square().sum(1)
+
+
 # ---- image-to-image objectives (pix2pix, Isola et al. 2017, arXiv:1611.07004; CycleGAN, Zhu et
 # al. 2017, arXiv:1703.10593; StarGAN, Choi et al. 2018, arXiv:1711.09020). A PatchGAN scores a
 # grid of patches, (B, 1, h, w): the adversarial losses average over that grid, as pix2pix

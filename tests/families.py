@@ -37,6 +37,29 @@ FAMILIES = {
     "PixelCNNPlusPlus": ("pixelcnn/digits.yaml", TINY_PIXELCNNPP),
 }
 
+TINY_STYLEGAN = [
+    *MNIST_BATCH, "--model.init_args.latent_dim", "8", "--model.init_args.w_dim", "8",
+    "--model.init_args.mapping_layers", "2", "--model.init_args.channels", "4",
+    "--model.init_args.max_channels", "8", "--model.init_args.r1_interval", "2",
+]  # fmt: skip
+TINY_PIXELRNN = [
+    *MNIST_BATCH, "--model.init_args.hidden_channels", "8", "--model.init_args.num_layers", "2",
+    "--model.init_args.head_channels", "8",
+]  # fmt: skip
+TINY_MULTISCALE = [
+    *MNIST_BATCH, "--model.init_args.hidden_channels", "8", "--model.init_args.num_blocks", "1",
+    "--model.init_args.base_layers", "2", "--model.init_args.head_channels", "8",
+]  # fmt: skip
+# The models added after the first families, on the MNIST-10k configs (tests write tiny IDX files)
+LATER_FAMILIES = {
+    # R1 every 2 critic steps: the 3-step epochs hit both lazy and plain steps
+    "StyleGAN": ("gan/stylegan_mnist10k.yaml", TINY_STYLEGAN),
+    "PixelRNN": ("pixelcnn/pixelrnn_mnist10k.yaml", TINY_PIXELRNN),
+    "PixelRNNRow": ("pixelcnn/pixelrnn_mnist10k.yaml",
+                    [*TINY_PIXELRNN, "--model.init_args.layer", "row"]),
+    "MultiscalePixelCNN": ("pixelcnn/multiscale_mnist10k.yaml", TINY_MULTISCALE),
+}  # fmt: skip
+
 # The image-to-image GANs on their offline digit domains, shrunk to 16 px and narrow networks.
 TINY_I2I = ["--data.init_args.size", "16", "--model.init_args.base_channels", "8"]
 TRANSLATION_FAMILIES = {
@@ -50,4 +73,4 @@ TRANSLATION_FAMILIES = {
                  "--model.init_args.critic_layers", "2"]),
 }  # fmt: skip
 # Every trainable model class: the tests of exact resume and of DDP run all of them.
-ALL_FAMILIES = FAMILIES | TRANSLATION_FAMILIES
+ALL_FAMILIES = FAMILIES | LATER_FAMILIES | TRANSLATION_FAMILIES

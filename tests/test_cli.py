@@ -39,11 +39,17 @@ def data_overrides(config: Path, tmp: Path) -> list[str]:
     if "genflow.data.CIFAR10" in text:
         write_cifar10(tmp / "data")  # batch 2 keeps the paper-size CIFAR-10 models quick
         return ["--data.init_args.root", str(tmp / "data"), "--data.init_args.batch_size", "2"]
+    rng = np.random.default_rng(0)
     image2image = image2image_overrides(text, tmp)
     if image2image is not None:
         return image2image
+    if "genflow.data.ImageFolder" in text:  # FFHQ-style: 64 px RGB images directly in a folder
+        for i in range(12):
+            write_png(
+                tmp / "faces" / f"{i}.png", rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)
+            )
+        return ["--data.init_args.root", str(tmp / "faces"), "--data.init_args.batch_size", "4"]
     if "genflow.data.IDX" in text:
-        rng = np.random.default_rng(0)
         images = write_idx(tmp / "imgs.gz", rng.integers(0, 256, (30, 28, 28)), compress=True)
         labels = write_idx(tmp / "labels.gz", rng.integers(0, 10, 30), compress=True)
         return [

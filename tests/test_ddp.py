@@ -37,8 +37,9 @@ def test_every_family_trains_and_evaluates_under_two_process_ddp(family, tmp_pat
         tmp_path, f"experiments/{config}", *data, *extra, *strategy,
         "--trainer.limit_train_batches", "2", "--trainer.limit_val_batches", "1", validate=True,
     )  # fmt: skip
-    # the image translators keep their first validation inputs to show, per rank
-    per_rank = ("example_inputs", "example_targets", "examples_kept")
+    # the image translators keep their first validation inputs to show, per rank; StyleGAN's
+    # critic keeps a running minibatch deviation for evaluation, per rank like BatchNorm's
+    per_rank = ("example_inputs", "example_targets", "examples_kept", "running_stddev")
     assert_identical_parameters(ranks, family not in HAS_BATCHNORM, skip=per_rank)
     draws = [r["record"]["rng_draw"] for r in ranks]
     assert not torch.equal(draws[0], draws[1])

@@ -9,8 +9,8 @@ evaluate), 8-bit, so that bits/dim compares across every likelihood model (dequa
 continuous models and 256-way autoregressive ones score the same discrete data). Each entry is
 an experiments/ config's `model:` section (overrides noted in the table), with the data's
 shape, bits and classes linked in as the CLI does; it trains from seed 0 with the config's
-batch size for at most `--minutes` (and at most the config's max_epochs) with Lightning's
-validation off, then:
+batch size for at most `--minutes` (and at most the config's max_epochs, or --max-epochs) with
+Lightning's validation off, then:
 
 - bits/dim: exact test bits/dim for flows, autoregressive models, GMM and PPCA; the IWAE bound
   (K = --iwae-k) for the VAE; "-" where a model has no likelihood;
@@ -54,6 +54,7 @@ ENTRIES = [
     ("VAE (conv, learned variance)", "vae/mnist.yaml", {"likelihood": "gaussian_learned"}),
     ("DCGAN", "gan/dcgan_mnist10k.yaml", {}),
     ("WGAN-GP", "gan/wgangp_mnist10k.yaml", {}),
+    ("StyleGAN", "gan/stylegan_mnist10k.yaml", {}),
     ("NICE", "flows/nice_mnist.yaml", {}),
     ("RealNVP", "flows/realnvp_mnist10k.yaml", {}),
     ("PixelCNN", "pixelcnn/mnist_binary.yaml", {}),
@@ -112,6 +113,7 @@ def reference_fid(data: IDX, lenet, num_samples: int) -> float:
 
 def run_entry(args, name: str, config: str, overrides: dict, lenet) -> dict:
     section, batch_size, max_epochs = load_entry(config, overrides)
+    max_epochs = args.max_epochs or max_epochs
     args.batch_size = batch_size
     data = mnist10k.make_data(args, binarize="none")
     pl.seed_everything(0, verbose=False)
@@ -190,6 +192,10 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--iwae-k", type=int, default=100, help="importance samples of the VAE bound")
     p.add_argument("--lenet", default=str(ROOT / "runs" / "lenet" / "mnist10k.pt"))
     p.add_argument("--only", default="", help="comma-separated entry names (default: all)")
+    p.add_argument(
+        "--max-epochs", type=int, default=None,
+        help="epoch cap for every model instead of each config's (-1: only --minutes limits)",
+    )  # fmt: skip
     p.add_argument("--out", default=None, help="markdown table path (never overwritten)")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)

@@ -1,5 +1,6 @@
-"""MNIST-10k benchmark of genflow's Gated PixelCNN and PixelCNN against pytorch-generative
-(../shared/peers.md).
+"""MNIST-10k benchmark of genflow's autoregressive models: Gated PixelCNN and PixelCNN against
+pytorch-generative (../shared/peers.md), and PixelRNN (Row LSTM, Diagonal BiLSTM) and the
+parallel multiscale model next to them at the same epochs.
 
 Purpose: train `genflow.models.GatedPixelCNN` (or `PixelCNN`) through genflow's own path (the
 `IDX` DataModule, the LightningModule and a CPU `pytorch_lightning.Trainer`) and report, next to
@@ -24,6 +25,15 @@ epochs (Gated PixelCNN about 53 s per epoch) with evaluations of about 20 s, the
         --epochs 5,10 --minutes 20 --threads 1 --run-dir runs/benchmarks/mnist10k_gated_pixelcnn
     .venv/bin/python experiments/benchmarks/mnist10k_pixelcnn.py --model pixelcnn \
         --epochs 5,10 --minutes 20 --threads 1 --run-dir runs/benchmarks/mnist10k_pixelcnn
+
+PixelRNN (the paper's MNIST size, 7 layers of h = 16; `--channels` is 2h) and the multiscale
+model (7x7 Gated PixelCNN base, then two scales of three group networks) have no peer; the
+table shows genflow's Gated PixelCNN figures beside them. PixelRNN samples by rerunning its
+network per sub-pixel, so its grids are small:
+
+    .venv/bin/python experiments/benchmarks/mnist10k_pixelcnn.py --model rowlstm --lr 0.002 \
+        --epochs 1,2 --minutes 0 --num-samples 8 --threads 1 \
+        --run-dir runs/benchmarks/mnist10k_rowlstm
 """
 
 from __future__ import annotations
@@ -41,7 +51,7 @@ from torch import Tensor
 
 from genflow.callbacks.grids import save_grid
 from genflow.data import IDX
-from genflow.models import GatedPixelCNN, PixelCNN
+from genflow.models import GatedPixelCNN, MultiscalePixelCNN, PixelCNN, PixelRNN
 
 SAMPLE_SEED = 0
 
@@ -59,15 +69,26 @@ PEERS = {
     },
 }
 PEER_SAMPLING_SECONDS = 141.0  # its naive sampler, 64 binary 28x28 images
+# genflow's Gated PixelCNN of `--model gated --lr 0.002` (experiments/benchmarks/README.md), the
+# reference for the models no peer implements
+GATED = {"name": "genflow GatedPixelCNN (8 layers x 16 ch, Adam 2e-3)", "nll": {5: 95.8, 10: 93.8},
+         "img_per_s": None}  # fmt: skip
+MODELS = ("gated", "pixelcnn", "rowlstm", "diagonal", "multiscale")
 
 
 # ---- model ------------------------------------------------------------------------------------
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--model", choices=("gated", "pixelcnn"), default="gated")
+    p.add_argument("--model", choices=MODELS, default="gated")
     mnist10k.add_protocol_args(p, epochs="5,10")
-    p.add_argument("--channels", type=int, default=None, help="default 16 gated, 32 pixelcnn")
-    p.add_argument("--layers", type=int, default=8, help="gated layers / residual blocks")
+    p.add_argument(
+        "--channels", type=int, default=None,
+        help="default 16 gated, 32 pixelcnn / PixelRNN (2h), 32 multiscale",
+    )  # fmt: skip
+    p.add_argument(
+        "--layers", type=int, default=None,
+        help="gated layers / residual blocks (8), LSTM layers (7), multiscale base layers (8)",
+    )  # fmt: skip
     p.add_argument("--head", type=int, default=32, help="hidden width of the output layers")
     p.add_argument("--first-kernel", type=int, default=7)
     mnist10k.add_optimizer_args(p, batch_size=64)
@@ -78,15 +99,26 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def make_model(args: argparse.Namespace, data: IDX) -> GatedPixelCNN | PixelCNN:
+def make_model(args: argparse.Namespace, data: IDX):
     common = dict(
         first_kernel_size=args.first_kernel,
         head_channels=args.head,
         **mnist10k.model_kwargs(args, data),
     )
     if args.model == "gated":
-        return GatedPixelCNN(hidden_channels=args.channels or 16, num_layers=args.layers, **common)
-    return PixelCNN(hidden_channels=args.channels or 32, num_blocks=args.layers, **common)
+        return GatedPixelCNN(
+            hidden_channels=args.channels or 16, num_layers=args.layers or 8, **common
+        )
+    if args.model in ("rowlstm", "diagonal"):
+        layer = "row" if args.model == "rowlstm" else "diagonal"
+        return PixelRNN(
+            layer=layer, hidden_channels=args.channels or 32, num_layers=args.layers or 7, **common
+        )
+    if args.model == "multiscale":
+        return MultiscalePixelCNN(
+            hidden_channels=args.channels or 32, base_layers=args.layers or 8, **common
+        )
+    return PixelCNN(hidden_channels=args.channels or 32, num_blocks=args.layers or 8, **common)
 
 
 # ---- evaluation -------------------------------------------------------------------------------
@@ -132,7 +164,7 @@ def epoch_line(epoch: int, figures: dict[str, float]) -> str:
 # ---- report -----------------------------------------------------------------------------------
 def epoch_table(run: dict, peer: dict) -> list[str]:
     lines = [
-        "| epoch | genflow test NLL | peer test NLL | genflow train NLL |",
+        f"| epoch | genflow test NLL | {peer['name']} test NLL | genflow train NLL |",
         "|---:|---:|---:|---:|",
     ]
     for row in run["rows"]:
@@ -161,14 +193,14 @@ def main(argv: list[str] | None = None) -> dict:
     x_eval = mnist10k.eval_images(data, args.limit_eval_images)
     x_train = mnist10k.train_images(data, args.limit_eval_images or 2000)
     model = make_model(args, data)
-    extra = {"model": type(model).__name__, "peer": PEERS[args.model]}
+    extra = {"model": type(model).__name__, "peer": PEERS.get(args.model, GATED)}
     results = mnist10k.describe(args, model, extra)
     print(f"{results['model']}, {results['params']:,} params, {args.threads} thread(s)")
     score = functools.partial(evaluate, x_eval=x_eval, x_train=x_train, args=args)
     limit = args.limit_train_batches
     results |= mnist10k.run_epochs(args, data, make_model, score, limit, epoch_line)
     results |= mnist10k.run_minutes(args, data, make_model, score, ("NLL", "nll", 2), limit)
-    table = functools.partial(epoch_table, peer=PEERS[args.model])
+    table = functools.partial(epoch_table, peer=PEERS.get(args.model, GATED))
     line = functools.partial(minutes_line, num_samples=args.num_samples)
     out = Path(args.run_dir) / "results.json" if args.run_dir else None
     mnist10k.report(results, mnist10k.markdown(results, table, line), out)

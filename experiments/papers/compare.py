@@ -45,7 +45,10 @@ SAMPLE_METRICS = ("fid", "is")
 PAPER_FEATURES = "inception"
 PAPER_NUM_SAMPLES = 50_000
 # init_args that change what a figure measures; compared wherever the paper config sets them.
-SETTING_KEYS = {"model": ("architecture", "conditional", "likelihood"), "data": ("binarize",)}
+SETTING_KEYS = {
+    "model": ("architecture", "conditional", "likelihood", "layer"),
+    "data": ("binarize",),
+}
 EVALUATION_FILE = re.compile(r"evaluation(?:-(\d+))?\.json")
 
 

@@ -7,6 +7,7 @@ from genflow.callbacks.grids import ReconstructionGrid, SampleGrid, TranslationG
 from genflow.callbacks.interpolation import Interpolation
 from genflow.callbacks.metrics_file import MetricsFile
 from genflow.callbacks.speed import SpeedOptions
+from genflow.callbacks.style import StyleMixingGrid, TruncationStrip
 from genflow.callbacks.throughput import Throughput
 
 __all__ = [
@@ -19,7 +20,9 @@ __all__ = [
     "ReconstructionGrid",
     "SampleGrid",
     "SpeedOptions",
+    "StyleMixingGrid",
     "Throughput",
     "TranslationGrid",
+    "TruncationStrip",
     "save_samples",
 ]

@@ -340,9 +340,7 @@ class GAN(AlternatingModel):
         self.lr_scheduler_g, self.lr_scheduler_d = lr_scheduler_g, lr_scheduler_d
         self.scheduler_interval = scheduler_interval
         nets = dict(channels=channels, hidden_dims=hidden_dims)
-        self.generator = build_generator(
-            architecture, self.generator_in_dim, self.data_shape, upsample=upsample, **nets
-        )
+        self.generator = self.build_generator(architecture, upsample, **nets)
         self.discriminator = self.build_critic(architecture, norm_d, **nets)
         if spectral_norm:
             add_spectral_norm(self.discriminator)
@@ -360,6 +358,13 @@ class GAN(AlternatingModel):
     @property
     def generator_in_dim(self) -> int:
         return self.latent_dim
+
+    def build_generator(
+        self, architecture: GANArchitecture, upsample: Upsample, **nets
+    ) -> nn.Module:
+        return build_generator(
+            architecture, self.generator_in_dim, self.data_shape, upsample=upsample, **nets
+        )
 
     def build_critic(self, architecture: GANArchitecture, norm: Norm, **nets) -> nn.Module:
         return Critic(build_features(architecture, self.data_shape, norm=norm, **nets))
