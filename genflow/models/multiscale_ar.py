@@ -30,7 +30,6 @@ pixels is needed. Its output at grid cell (i, j) scores the group-g pixel of blo
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Sequence
 
 import torch
@@ -305,41 +304,18 @@ class MultiscalePixelCNN(_SoftmaxPixelModel):
         (its caching sampler) or "sequential" (its whole network per sub-pixel); the same
         images for the same seed.
         """
-        if sampler not in ("fast", "sequential"):
-            raise ValueError(f"sampler must be 'fast' or 'sequential', got {sampler!r}.")
-        if not temperature > 0:
-            raise ValueError(f"temperature must be > 0, got {temperature}.")
-        self.check_sample_args(num_samples, labels)
-        y = self._sample_labels(num_samples, labels)
+        y = self._check_sampling(num_samples, labels, temperature, sampler)
         was_training = self.training
         self.eval()
         try:
-            k = self._sample_base(num_samples, y, temperature, sampler == "fast")
+            k = self._sample_raster(
+                self.net.base, self.base_shape, num_samples, y, temperature, sampler == "fast"
+            )  # the base grid, as the family samples
             for nets in self.net.groups:
                 k = self._sample_scale(nets, k, y, temperature)
         finally:
             self.train(was_training)
         return k.float() / (self.levels - 1)
-
-    def _sample_base(self, n: int, y: Tensor | None, temperature: float, fast: bool) -> Tensor:
-        """(n, C, h, w) level indices of the base grid, drawn in raster order as the family's
-        sampler does (all uniforms up front, inverse CDF at each sub-pixel)."""
-        C, h, w = self.base_shape
-        base = self.net.base
-        noise = torch.rand(n, C, h, w, device=self.device)
-        k = torch.zeros(n, C, h, w, dtype=torch.long, device=self.device)
-        x = self._to_net(k.float())  # the live network input, filled in place
-        state = base.start_sampling(x) if fast else None
-        for i, j in itertools.product(range(h), range(w)):
-            for c in self._substeps():
-                if fast:
-                    params = base.params_at(state, x, i, j, y)  # (n, P)
-                else:
-                    params = base(x, y)[:, :, i, j]
-                channels, levels = self._draw(params, noise[:, :, i, j], c, temperature)
-                k[:, channels, i, j] = levels
-                x[:, channels, i, j] = self._to_net(levels.float() / (self.levels - 1))
-        return k
 
     def _sample_scale(
         self, nets: nn.ModuleList, coarse: Tensor, y: Tensor | None, temperature: float

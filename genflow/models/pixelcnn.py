@@ -364,33 +364,51 @@ class _PixelModel(GenerativeModel):
         logistic scales for PixelCNN++); T = 1 samples the model. sampler: "fast" or
         "sequential"; both give the same images for the same seed.
         """
+        y = self._check_sampling(num_samples, labels, temperature, sampler)
+        was_training = self.training
+        self.eval()
+        try:
+            k = self._sample_raster(
+                self.net, self.data_shape, num_samples, y, temperature, sampler == "fast"
+            )
+        finally:
+            self.train(was_training)
+        return k.float() / (self.levels - 1)
+
+    def _check_sampling(
+        self, num_samples: int, labels: Tensor | None, temperature: float, sampler: Sampler
+    ) -> Tensor | None:
+        """Fail clearly on bad sampling arguments; returns the labels to condition on."""
         if sampler not in ("fast", "sequential"):
             raise ValueError(f"sampler must be 'fast' or 'sequential', got {sampler!r}.")
         if not temperature > 0:
             raise ValueError(f"temperature must be > 0, got {temperature}.")
         self.check_sample_args(num_samples, labels)
-        y = self._sample_labels(num_samples, labels)
-        C, H, W = self.data_shape
-        noise = torch.rand(num_samples, self._noise_channels, H, W, device=self.device)
-        k = torch.zeros(num_samples, C, H, W, dtype=torch.long, device=self.device)
+        return self._sample_labels(num_samples, labels)
+
+    def _sample_raster(
+        self, net: nn.Module, shape: Sequence[int], n: int, y: Tensor | None,
+        temperature: float, fast: bool,
+    ) -> Tensor:  # fmt: skip
+        """(n, C, H, W) level indices drawn by `net` sub-pixel by sub-pixel in raster order: all
+        uniforms up front, then the inverse CDF of each conditional. `fast` evaluates `net` from
+        its sampling caches (`start_sampling` / `params_at`), else the whole network per
+        sub-pixel; both give the same images for the same uniforms."""
+        C, H, W = shape
+        noise = torch.rand(n, self._noise_channels, H, W, device=self.device)
+        k = torch.zeros(n, C, H, W, dtype=torch.long, device=self.device)
         x = self._to_net(k.float())  # the live network input, filled in place
-        fast = sampler == "fast"
-        was_training = self.training
-        self.eval()
-        try:
-            state = self.net.start_sampling(x) if fast else None
-            for i, j in itertools.product(range(H), range(W)):  # raster order
-                for c in self._substeps():
-                    if fast:
-                        params = self.net.params_at(state, x, i, j, y)  # (B, P)
-                    else:  # the whole network for one sub-pixel
-                        params = self.net(x, y)[:, :, i, j]
-                    channels, levels = self._draw(params, noise[:, :, i, j], c, temperature)
-                    k[:, channels, i, j] = levels
-                    x[:, channels, i, j] = self._to_net(levels.float() / (self.levels - 1))
-        finally:
-            self.train(was_training)
-        return k.float() / (self.levels - 1)
+        state = net.start_sampling(x) if fast else None
+        for i, j in itertools.product(range(H), range(W)):  # raster order
+            for c in self._substeps():
+                if fast:
+                    params = net.params_at(state, x, i, j, y)  # (B, P)
+                else:  # the whole network for one sub-pixel
+                    params = net(x, y)[:, :, i, j]
+                channels, levels = self._draw(params, noise[:, :, i, j], c, temperature)
+                k[:, channels, i, j] = levels
+                x[:, channels, i, j] = self._to_net(levels.float() / (self.levels - 1))
+        return k
 
     # ---- per-family hooks ---------------------------------------------------------------
     _noise_channels: int
