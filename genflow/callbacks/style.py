@@ -1,10 +1,10 @@
 """StyleGAN's figures: the style-mixing grid and the truncation strip (Karras et al. 2019,
 arXiv:1812.04948, figures 3 and 8), written to the run folder and to the loggers' image API.
 
-Both draw from fixed codes (`seed`) inside a forked RNG, so figures are comparable across epochs
-and the training random state is left as it was, and both use the model's fixed noise maps. They
-need a model with StyleGAN's sampling controls (`images_of`, `mix`, `style_groups`);
-other models are skipped silently, so the callbacks can sit in shared defaults.
+Both draw fixed codes from their own seeded generator (`seed`), so figures are comparable
+across epochs and the training random state is left as it was, and both use the model's fixed
+noise maps. They need a model with StyleGAN's sampling controls (`images_of`, `mix`,
+`style_groups`); other models are skipped silently, so the callbacks can sit in shared defaults.
 """
 
 from __future__ import annotations
