@@ -187,8 +187,11 @@ def test_rows_without_runs_say_not_run_and_the_config_to_run(tmp_path):
     assert "genflow fit --config experiments/papers/realnvp_cifar10.yaml" in realnvp
     [gan] = table_rows(report, "GAN", "is")
     assert "then genflow evaluate with Inception features on 50000 samples" in gan
-    [row_lstm] = table_rows(report, "RowLSTM", "bpd")
-    assert "| no genflow model yet |" in row_lstm
+    [iwae] = table_rows(report, "IWAE", "nll")
+    assert "| no genflow model yet |" in iwae
+    row_lstm, diagonal = table_rows(report, "PixelRNN", "bpd")  # two rows, a config each
+    assert "genflow fit --config experiments/papers/pixelrnn_rowlstm_cifar10.yaml" in row_lstm
+    assert "genflow fit --config experiments/papers/pixelrnn_cifar10.yaml" in diagonal
     rows = [r for r in report.splitlines() if r.startswith("| ") and "| metric |" not in r]
     assert len(rows) == len(compare.read_reference(compare.REFERENCE))
 
