@@ -9,6 +9,7 @@ import pytest
 import pytorch_lightning as pl
 import torch
 from PIL import Image
+from test_latent import _ImageLogger
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
@@ -44,8 +45,8 @@ def image_loader(side: int = 28, n: int = 24, batch_size: int = 4) -> DataLoader
 
 def fit(model: pl.LightningModule, loader, **trainer_args) -> pl.Trainer:
     trainer = pl.Trainer(
-        accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False,
-        enable_model_summary=False, **{"max_epochs": 1, **trainer_args},
+        accelerator="cpu", enable_checkpointing=False, enable_progress_bar=False,
+        enable_model_summary=False, **{"max_epochs": 1, "logger": False, **trainer_args},
     )  # fmt: skip
     trainer.fit(model, train_dataloaders=loader)
     return trainer
@@ -400,7 +401,10 @@ def test_style_figures_are_written_with_the_stated_layout(tmp_path):
         TensorDataset(torch.rand(8, 3, 32, 32), torch.zeros(8, dtype=torch.long)), batch_size=4
     )
     callbacks = [StyleMixingGrid(num_a=2, num_b=3), TruncationStrip(num_rows=2, psis=(1, 0, -1))]
-    fit(model, loader, max_steps=2, default_root_dir=tmp_path, callbacks=callbacks)
+    logger = _ImageLogger()  # a logger with W&B's image API
+    fit(model, loader, max_steps=2, default_root_dir=tmp_path, callbacks=callbacks, logger=logger)
+    sent = {key: image for key, image, _ in logger.images}
+    assert set(sent) == {"samples/style_mixing", "samples/truncation"}
     mixing = Image.open(tmp_path / "samples" / "style_mixing-epoch000.png")
     # 1 + 3 groups * 2 rows, 1 + 3 columns of 32 px images with 1 px padding
     assert mixing.size == (4 * 33 + 1, 7 * 33 + 1)
