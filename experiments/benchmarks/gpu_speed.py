@@ -43,7 +43,7 @@ from pathlib import Path
 import pytorch_lightning as pl
 import torch
 import yaml
-from mnist10k import write_json
+from mnist10k import machine, quiet, write_json
 from overhead import (
     ROOT,
     TensorImages,
@@ -51,8 +51,6 @@ from overhead import (
     _import,
     count_params,
     load_images,
-    machine,
-    quiet,
 )
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -388,7 +386,7 @@ def main(argv: list[str] | None = None) -> dict:
                     )  # fmt: skip
                     results.append(result)
                     print(table(results, peak).splitlines()[-1], flush=True)
-    info = machine(device, args.threads) | {
+    info = machine(args.threads, device) | {
         "device": args.device,
         "compile_backend": args.compile_backend or "inductor",
         "peak_tflops": peak,

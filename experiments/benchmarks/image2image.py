@@ -37,11 +37,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import logging
-import os
-import platform
 import time
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -49,7 +45,7 @@ import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 import yaml
-from mnist10k import write_json
+from mnist10k import machine, quiet, write_json
 from torch import Tensor, nn
 
 from genflow.data.base import to_unit
@@ -452,25 +448,6 @@ def table(results: list[Result]) -> str:
             f"{_fmt(c['domain_clf_acc'])} / {_fmt(c['digit_clf_acc'])} |"
         )
     return "\n".join(lines)
-
-
-def machine(threads: int) -> dict:
-    return {
-        "platform": platform.platform(),
-        "processor": platform.machine(),
-        "cpus": os.cpu_count(),
-        "threads": threads,
-        "torch": torch.__version__,
-        "lightning": pl.__version__,
-        "load_average": os.getloadavg(),
-    }
-
-
-def quiet() -> None:
-    for name in ("pytorch_lightning", "lightning.pytorch", "lightning_fabric"):
-        logging.getLogger(name).setLevel(logging.ERROR)
-    warnings.filterwarnings("ignore", module="pytorch_lightning")
-    warnings.filterwarnings("ignore", message=".*(num_workers|log_every_n_steps|LeafSpec).*")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -41,11 +41,7 @@ from __future__ import annotations
 import argparse
 import functools
 import importlib
-import logging
-import os
-import platform
 import time
-import warnings
 import weakref
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -54,7 +50,7 @@ from pathlib import Path
 import pytorch_lightning as pl
 import torch
 import yaml
-from mnist10k import write_json
+from mnist10k import machine, quiet, write_json
 from torch import Tensor, nn
 from torch.optim.optimizer import (
     register_optimizer_step_post_hook,
@@ -540,14 +536,6 @@ def table(results: Sequence[FamilyResult]) -> str:
 
 
 # ---- command line ---------------------------------------------------------------------------
-def quiet() -> None:
-    """Lightning's info lines and its warnings about tiny runs say nothing about memory."""
-    for name in ("pytorch_lightning", "lightning.pytorch", "lightning_fabric"):
-        logging.getLogger(name).setLevel(logging.ERROR)
-    warnings.filterwarnings("ignore", module="pytorch_lightning")
-    warnings.filterwarnings("ignore", message=".*(num_workers|log_every_n_steps|LeafSpec).*")
-
-
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--families", default=",".join(FAMILIES), help="comma-separated class names")
@@ -559,21 +547,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", default=None, help="JSON file for the results")
     return p.parse_args(argv)
-
-
-def machine(device: str, threads: int) -> dict:
-    info = {
-        "platform": platform.platform(),
-        "processor": platform.machine(),
-        "cpus": os.cpu_count(),
-        "threads": threads,
-        "torch": torch.__version__,
-        "lightning": pl.__version__,
-        "device": device,
-    }
-    if device == "cuda":
-        info["gpu"] = torch.cuda.get_device_name()
-    return info
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -596,7 +569,7 @@ def main(argv: list[str] | None = None) -> dict:
         results.append(run_family(family, sizes, args.device))
         print(table(results[-1:]).splitlines()[-1], f"({time.perf_counter() - start:.0f} s)",
               flush=True)  # fmt: skip
-    info = machine(args.device, args.threads) | {"batch_sizes": sizes}
+    info = machine(args.threads, args.device) | {"device": args.device, "batch_sizes": sizes}
     print(f"\n{info}\n\n{table(results)}")
     record = {"machine": info, "results": [r.as_dict() for r in results], "table": table(results)}
     if args.out:

@@ -23,10 +23,12 @@ from __future__ import annotations
 import argparse
 import functools
 import json
+import logging
 import math
 import os
 import platform
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -270,3 +272,29 @@ def report(results: dict, table: str, path: str | Path | None) -> None:
     if path:
         write_json(results, path)
         print(f"\nresults: {path}")
+
+
+def quiet() -> None:
+    """Silence Lightning's info lines and its warnings about small runs, which say nothing
+    about what a benchmark measures."""
+    for name in ("pytorch_lightning", "lightning.pytorch", "lightning_fabric"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", module="pytorch_lightning")
+    warnings.filterwarnings("ignore", message=".*(num_workers|log_every_n_steps|LeafSpec).*")
+
+
+def machine(threads: int, device: str | torch.device | None = None) -> dict:
+    """Where a benchmark ran: platform, cores, torch threads, versions, load average, and the
+    GPU's name for a CUDA device."""
+    info = {
+        "platform": platform.platform(),
+        "processor": platform.machine(),
+        "cpus": os.cpu_count(),
+        "threads": threads,
+        "torch": torch.__version__,
+        "lightning": pl.__version__,
+        "load_average": os.getloadavg(),
+    }
+    if device is not None and torch.device(device).type == "cuda":
+        info["gpu"] = torch.cuda.get_device_name(torch.device(device))
+    return info

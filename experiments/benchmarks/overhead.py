@@ -33,15 +33,11 @@ import copy
 import cProfile
 import functools
 import importlib
-import logging
 import math
-import os
-import platform
 import pstats
 import statistics
 import tempfile
 import time
-import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,7 +46,7 @@ import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 import yaml
-from mnist10k import write_json
+from mnist10k import machine, quiet, write_json
 from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.loggers import CSVLogger
 from torch import Tensor
@@ -504,29 +500,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def quiet() -> None:
-    """Lightning's info lines and warnings about small runs say nothing about speed."""
-    for name in ("pytorch_lightning", "lightning.pytorch", "lightning_fabric"):
-        logging.getLogger(name).setLevel(logging.ERROR)
-    warnings.filterwarnings("ignore", module="pytorch_lightning")
-    warnings.filterwarnings("ignore", message=".*(num_workers|log_every_n_steps|LeafSpec).*")
-
-
-def machine(device: torch.device, threads: int) -> dict:
-    info = {
-        "platform": platform.platform(),
-        "processor": platform.machine(),
-        "cpus": os.cpu_count(),
-        "threads": threads,
-        "torch": torch.__version__,
-        "lightning": pl.__version__,
-        "load_average": os.getloadavg(),
-    }
-    if device.type == "cuda":
-        info["gpu"] = torch.cuda.get_device_name(device)
-    return info
-
-
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -551,7 +524,7 @@ def main(argv: list[str] | None = None) -> dict:
             print(table(results[-1:]).splitlines()[-1], flush=True)
             if args.profile:
                 profiles.append(profile_epoch(name, images, device, Path(tmp), batch_size))
-    info = machine(device, args.threads) | {"device": args.device, "clock": args.clock}
+    info = machine(args.threads, device) | {"device": args.device, "clock": args.clock}
     info["drop"] = drop
     print(f"\n{info}\n\n{table(results)}")
     for text in profiles:
