@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 PYTEST_ARGS ?= -n 2 --dist worksteal
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test lint format clean
+.PHONY: help install demo test notebooks clear-notebooks lint format clean
 
 help: ## Show this help
 	@grep -hE '^[a-z][a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | \
@@ -16,7 +16,7 @@ help: ## Show this help
 $(STAMP): pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev,inception]'
+	$(PY) -m pip install --quiet -e '.[dev,inception,notebooks]'
 	@touch $(STAMP)
 
 install: $(STAMP) ## Create .venv (if missing) and install genflow with its dev tools and the offline Inception
@@ -27,13 +27,19 @@ demo: $(STAMP) ## Train a VAE on the embedded digits; write samples, reconstruct
 test: $(STAMP) ## Run the whole test suite (CPU, offline)
 	WANDB_MODE=offline WANDB_SILENT=true $(PY) -m pytest -q $(PYTEST_ARGS)
 
+notebooks: $(STAMP) ## Run every notebook in notebooks/ in a fresh kernel and time it (as the tests do)
+	$(PY) experiments/benchmarks/notebooks.py
+
+clear-notebooks: $(STAMP) ## Strip outputs from notebooks/*.ipynb (the tests refuse stored outputs)
+	$(PY) experiments/benchmarks/notebooks.py --clear
+
 lint: $(STAMP) ## Check style with ruff
-	$(VENV)/bin/ruff check genflow tests experiments
-	$(VENV)/bin/ruff format --check genflow tests experiments
+	$(VENV)/bin/ruff check genflow tests experiments notebooks
+	$(VENV)/bin/ruff format --check genflow tests experiments notebooks
 
 format: $(STAMP) ## Format and auto-fix with ruff
-	$(VENV)/bin/ruff format genflow tests experiments
-	$(VENV)/bin/ruff check --fix genflow tests experiments
+	$(VENV)/bin/ruff format genflow tests experiments notebooks
+	$(VENV)/bin/ruff check --fix genflow tests experiments notebooks
 
 clean: ## Remove caches (keeps .venv and runs/)
 	rm -rf .pytest_cache .ruff_cache $$(find . -name __pycache__ -not -path './$(VENV)/*')

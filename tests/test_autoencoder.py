@@ -64,6 +64,25 @@ def test_latent_gaussian_is_fitted_during_training_and_samples(cls):
     torch.testing.assert_close(L @ L.T, torch.cov(z.T, correction=0), atol=1e-4, rtol=1e-3)
 
 
+def test_refit_switches_between_diagonal_and_full_covariance():
+    x = torch.randint(0, 256, (48, 1, 8, 8)) / 255
+    model = AE(data_shape=(1, 8, 8), latent_dim=3, channels=4)
+    loader = _fit(model, x, epochs=1)
+    with torch.no_grad():
+        cov = torch.cov(model.encode(x).double().T, correction=0)
+    model.fit_latent_gaussian(loader, covariance="diag")
+    L = model.latent_scale_tril.double()
+    torch.testing.assert_close(L @ L.T, torch.diag(cov.diagonal()), atol=1e-4, rtol=1e-3)
+    assert model.covariance == model.hparams["covariance"] == "diag"  # later fits stay diagonal
+    model.fit_latent_gaussian(loader, covariance="full")
+    L = model.latent_scale_tril.double()
+    torch.testing.assert_close(L @ L.T, cov, atol=1e-4, rtol=1e-3)
+    with pytest.raises(ValueError, match="choose diag or full"):
+        model.fit_latent_gaussian(loader, covariance="spherical")
+    with pytest.raises(ValueError, match="choose diag or full"):
+        AE(data_shape=(1, 8, 8), covariance="Full")
+
+
 def test_latent_gaussian_travels_in_the_state_dict():
     model = AE(data_shape=(1, 8, 8), latent_dim=3, channels=4)
     model.latent_mean.fill_(1.5)

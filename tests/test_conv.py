@@ -1,5 +1,6 @@
 import itertools
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -152,6 +153,13 @@ def test_helpers_agree_with_conv2d_and_conv_transpose2d_over_a_sweep():
     assert 0 < failures["conv"] < 300 and 0 < failures["transpose"] < 300
 
 
+def test_numpy_integers_are_sizes_like_python_ints():
+    sizes = np.arange(4, 9)  # sizes often come from array arithmetic
+    assert [conv_output_size(n, kernel=3, stride=np.int64(2)) for n in sizes] == [1, 2, 2, 3, 3]
+    assert conv_transpose_output_size(np.int32(14), kernel=4, stride=2, padding=1) == 28
+    assert same_size_after_round_trip(np.int64(7), kernel=3, stride=2)
+
+
 # ---- clear errors -------------------------------------------------------------------------
 def test_bad_arguments_are_clear_errors():
     with pytest.raises(ValueError, match="kernel spans 5 .* only 4"):
@@ -162,6 +170,8 @@ def test_bad_arguments_are_clear_errors():
         conv_output_size(8, kernel=3, padding=-1)
     with pytest.raises(ValueError, match="size must be an integer >= 1, got 2.5"):
         conv_output_size(2.5, kernel=1)
+    with pytest.raises(ValueError, match="kernel must be an integer >= 1, got True"):
+        conv_output_size(8, kernel=True)
     with pytest.raises(ValueError, match="smaller than the stride or the dilation"):
         conv_transpose_output_size(4, kernel=3, stride=2, output_padding=2)
     assert conv_transpose_output_size(4, kernel=3, stride=1, output_padding=1, dilation=2) == 9

@@ -41,7 +41,7 @@ from jsonargparse import ArgumentParser
 
 from genflow.callbacks.divergence import DivergenceGuard
 from genflow.callbacks.grids import next_free
-from genflow.data import IDX
+from genflow.data import IDX, TensorImageDataModule
 from genflow.metrics.evaluation import evaluate_model
 from genflow.metrics.lenet import accuracy, load_lenet, save_lenet, train_lenet
 from genflow.metrics.quality import SampleQuality
@@ -73,7 +73,7 @@ def load_entry(config: str, overrides: dict) -> tuple[dict, int, int]:
     return model, batch_size, cfg.get("trainer", {}).get("max_epochs", 1000)
 
 
-def build_model(section: dict, data: IDX) -> GenerativeModel:
+def build_model(section: dict, data: TensorImageDataModule) -> GenerativeModel:
     """The model of a config section, with the data's shape, bits and classes linked in."""
     section = copy.deepcopy(section)
     links = {"data_shape": list(data.data_shape), "num_bits": data.num_bits}
@@ -101,7 +101,7 @@ def lenet_for(args: argparse.Namespace, data: IDX) -> tuple[torch.nn.Module, dic
     return net, {"lenet": str(path), "lenet_test_accuracy": accuracy(net, x_test, y_test)}
 
 
-def reference_fid(data: IDX, lenet, num_samples: int) -> float:
+def reference_fid(data: TensorImageDataModule, lenet, num_samples: int) -> float:
     """FID of `num_samples` training images against the evaluation images: the floor a perfect
     model would reach at this sample size in these features."""
     quality = SampleQuality(lenet, ["fid"])
@@ -155,12 +155,20 @@ def run_entry(args, name: str, config: str, overrides: dict, lenet) -> dict:
     return row | {"iwae_k": k, "eval_seconds": time.perf_counter() - evaluation_start} | figures
 
 
-def table(rows: list[dict], meta: dict) -> str:
-    lines = [
+def mnist10k_caption(meta: dict) -> str:
+    return (
         f"MNIST-10k (8-bit), {meta['minutes']:g} min budget per model, {meta['threads']} CPU "
         f"thread(s), {meta['cpu']} ({meta['cpu_count']} cores), torch {meta['torch']}; "
         f"FID: {meta['num_samples']} samples vs the 2,000 evaluation images in LeNet "
-        f"features (test accuracy {meta['lenet_test_accuracy']:.3f}).",
+        f"features (test accuracy {meta['lenet_test_accuracy']:.3f})."
+    )
+
+
+def table(rows: list[dict], meta: dict, caption: str | None = None) -> str:
+    """The leaderboard in markdown, best FID first, under `caption` (by default the MNIST-10k
+    run's, from `meta`); `meta["reference_fid"]` is the training-images row."""
+    lines = [
+        mnist10k_caption(meta) if caption is None else caption,
         "",
         "| model | config | parameters | train time | epochs | bits/dim | FID (LeNet) | "
         "samples/s |",

@@ -50,6 +50,12 @@ def gaussian_fit(
     return mean, torch.linalg.cholesky(cov + 1e-6 * eye)
 
 
+def _check_covariance(covariance: str) -> str:
+    if covariance not in ("diag", "full"):
+        raise ValueError(f"Unknown covariance {covariance!r}; choose diag or full.")
+    return covariance
+
+
 class AE(GenerativeModel):
     """Autoencoder x -> z -> x_hat, trained by reconstruction, and a sampler p(z) = N(m, S)
     fitted to the training latents.
@@ -91,7 +97,7 @@ class AE(GenerativeModel):
             raise ValueError(f"Unknown loss {loss!r}; choose mse or bce.")
         self.latent_dim = latent_dim
         self.loss_name = loss
-        self.covariance = covariance
+        self.covariance = _check_covariance(covariance)
         nets = dict(hidden_dims=hidden_dims, channels=channels)
         self.encoder = build_encoder(architecture, self.data_shape, latent_dim, **nets)
         self.decoder = build_decoder(architecture, latent_dim, self.data_shape, 1, **nets)
@@ -206,8 +212,13 @@ class AE(GenerativeModel):
             self._finish_latent_fit()
 
     @torch.no_grad()
-    def fit_latent_gaussian(self, dataloader) -> None:
-        """Refit the latent Gaussian over a whole loader of (x, y) batches, in eval mode."""
+    def fit_latent_gaussian(
+        self, dataloader, covariance: Literal["diag", "full"] | None = None
+    ) -> None:
+        """Refit the latent Gaussian over a whole loader of (x, y) batches, in eval mode;
+        `covariance` switches between a diagonal and a full fit (and stays for later fits)."""
+        if covariance is not None:
+            self.covariance = self.hparams["covariance"] = _check_covariance(covariance)
         was_training = self.training
         self.eval()
         self._reset_latent_stats()

@@ -7,6 +7,8 @@ nn.Conv1d/2d/3d and nn.ConvTranspose1d/2d/3d with integer padding.
 
 from __future__ import annotations
 
+from numbers import Integral
+
 
 def conv_output_size(
     size: int, kernel: int, stride: int = 1, padding: int = 0, dilation: int = 1
@@ -94,7 +96,8 @@ def same_size_after_round_trip(
 
 def _check(minimum: int = 1, **values: int) -> None:
     for name, value in values.items():
-        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        # numpy's integers count (sizes often come from array arithmetic); bools do not
+        if isinstance(value, bool) or not isinstance(value, Integral) or value < minimum:
             raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}.")
 
 
