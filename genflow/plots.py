@@ -54,13 +54,19 @@ def show_images(
     Without axis labels the grid is a picture (no frame). With them the frame stays, without
     ticks, and the labels say what runs along the rows and columns (e.g. "interpolation step").
     """
-    if not title:
-        raise ValueError("Give the figure a title: what the images are.")
     grid = image_grid(images, nrow)
     if ax is None:
         height = width * grid.shape[0] / grid.shape[1]
         _, ax = plt.subplots(figsize=(width, max(height, 0.6)))
-    ax.imshow(grid.squeeze(-1) if grid.shape[-1] == 1 else grid, cmap="gray", vmin=0, vmax=1)
+    return _draw_grid(ax, grid, title, xlabel, ylabel)
+
+
+def _draw_grid(
+    ax: Axes, grid: Tensor, title: str, xlabel: str | None = None, ylabel: str | None = None
+) -> Axes:
+    if not title:
+        raise ValueError("Give the figure a title: what the images are.")
+    ax.imshow(grid)  # make_grid gives RGB even for one channel
     ax.set_title(title)
     if xlabel or ylabel:
         ax.set_xticks([])
@@ -87,8 +93,8 @@ def rows_of_images(
     heights = [s.shape[0] / s.shape[1] * width for s in strips]
     size = (width, sum(heights) + 0.5 * len(rows) + 0.4)
     fig, axes = plt.subplots(len(rows), 1, figsize=size, squeeze=False)
-    for ax, row, row_title in zip(axes[:, 0], rows, row_titles, strict=True):
-        show_images(row, row_title, nrow=row.shape[0], ax=ax)
+    for ax, strip, row_title in zip(axes[:, 0], strips, row_titles, strict=True):
+        _draw_grid(ax, strip, row_title)
     fig.suptitle(title)
     if xlabel:
         fig.supxlabel(xlabel)
